@@ -1,0 +1,48 @@
+# Quick start: `make demo` (serve the demo app) and `make test` (every check).
+# Both set up what they need: a virtualenv, npm's pinned Pyodide, the Pyodide wheels.
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+HOST     ?= 127.0.0.1
+PORT     ?= 8000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean
+
+setup: setup-python setup-web
+
+setup-python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup-web: setup-python
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install -y nodejs npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	$(PY) scripts/setup_web.py
+
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; }
+
+demo: setup
+	$(PY) -m durably serve --host $(HOST) --port $(PORT)
+
+lint: setup-python
+	$(PY) -m ruff check src tests scripts bench
+	$(PY) -m ruff format --check src tests scripts bench
+	$(PY) -m mypy
+
+test-unit: setup-python
+	$(PY) -m pytest tests/unit
+
+test-browser: setup chromium
+	$(PY) -m pytest tests/browser
+
+test: lint test-unit test-browser
+
+clean:
+	rm -rf $(VENV) node_modules web/vendor .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,28 @@
+"""durably: durable, resumable Python jobs on SQLite, in the browser and on CPython."""
+
+from .context import CancellationSignal, Step
+from .durably import Durably, Limits, create_durably
+from .events import Event
+from .jobs import JobDefinition, JobHandle, define_job
+from .models import LogRecord, Progress, Run, RunResult, RunStatus, StepRecord
+from .store import SqliteStore, Store
+
+__all__ = [
+    "CancellationSignal",
+    "Durably",
+    "Event",
+    "JobDefinition",
+    "JobHandle",
+    "Limits",
+    "LogRecord",
+    "Progress",
+    "Run",
+    "RunResult",
+    "RunStatus",
+    "SqliteStore",
+    "Step",
+    "StepRecord",
+    "Store",
+    "create_durably",
+    "define_job",
+]

@@ -1,0 +1,227 @@
+"""The step API a job function receives: `step.run`, `step.progress`, `step.log`.
+
+A completed step's output is stored, and on resume `step.run` returns it without
+calling the function again. `step.run` always returns the JSON form of the value
+(the same thing a replay returns), so a job behaves identically on its first
+execution and after a resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .encoding import from_json, to_json
+from .errors import CancelledError, LeaseLostError, SerializationError, StepNameError
+from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent, StepStartEvent
+from .models import LogLevel, Progress
+
+if TYPE_CHECKING:
+    from .runtime import RunExecution
+
+#: Progress is written to the database at most this often (every call still emits an event).
+PROGRESS_PERSIST_INTERVAL_MS = 250
+
+
+class CancellationSignal:
+    """Fires when the run is cancelled or this worker loses its lease.
+
+    A step function that takes one argument receives it; long steps should check
+    `cancelled` (or await `wait()`) and stop early. The run stops at the next step
+    boundary whatever the step does.
+    """
+
+    def __init__(self) -> None:
+        #: None until fired; then "cancelled" or "lease-lost".
+        self.reason: str | None = None
+        self._event = asyncio.Event()
+        self._callbacks: list[Callable[[str], None]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason is not None
+
+    def add_callback(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(reason)` when the signal fires (at once if it already has)."""
+        if self.reason is not None:
+            callback(self.reason)
+        else:
+            self._callbacks.append(callback)
+
+    async def wait(self) -> str:
+        await self._event.wait()
+        assert self.reason is not None
+        return self.reason
+
+    def fire(self, reason: str) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self._event.set()
+        for callback in self._callbacks:
+            callback(reason)
+
+
+class StepLog:
+    """Structured logs of a run, stored with it and emitted as ``log:write`` events."""
+
+    def __init__(self, step: Step) -> None:
+        self._step = step
+
+    def info(self, message: str, data: Any = None) -> None:
+        self._step._write_log("info", message, data)
+
+    def warn(self, message: str, data: Any = None) -> None:
+        self._step._write_log("warn", message, data)
+
+    def error(self, message: str, data: Any = None) -> None:
+        self._step._write_log("error", message, data)
+
+
+class Step:
+    """The context of one run's execution, passed to the job function."""
+
+    def __init__(self, execution: RunExecution, stored_outputs: dict[str, str | None]) -> None:
+        self._execution = execution
+        self._stored = stored_outputs
+        self._seen: set[str] = set()
+        self._next_index = 0
+        self._current_step: str | None = None
+        self._pending_progress: str | None = None
+        self._progress_written_at = -math.inf
+        self.log = StepLog(self)
+
+    @property
+    def run_id(self) -> str:
+        return self._execution.run.id
+
+    @property
+    def signal(self) -> CancellationSignal:
+        """The run's cancellation signal (also passed to step functions that take an argument)."""
+        return self._execution.signal
+
+    async def run(self, name: str, fn: Callable[..., Any]) -> Any:
+        """Run `fn` as the step `name` once; on resume return its stored output instead.
+
+        `fn` may be sync or async and may take the cancellation signal as its only
+        argument. Its result must be JSON-serialisable (or a pydantic model).
+        """
+        execution = self._execution
+        execution.raise_if_stopped()
+        if not isinstance(name, str) or not name:
+            raise StepNameError("a step needs a non-empty string name")
+        if name in self._seen:
+            raise StepNameError(
+                f"step {name!r} is used twice in run {self.run_id}; "
+                "step names must be unique within a run"
+            )
+        self._seen.add(name)
+        index = self._next_index
+        self._next_index += 1
+        if name in self._stored:
+            return from_json(self._stored[name])
+
+        self._flush_progress()
+        started_at = execution.now_ms()
+        execution.require(execution.store.start_step(execution.lease, index, started_at))
+        execution.emit(StepStartEvent, step_name=name, step_index=index)
+        self._current_step = name
+        try:
+            result = fn(self.signal) if _takes_argument(fn) else fn()
+            if inspect.isawaitable(result):
+                result = await result
+            output_json = to_json(result, f"output of step {name!r}")
+        except (CancelledError, LeaseLostError):
+            raise
+        except Exception as exc:
+            await execution.fail_step(name, index, started_at, exc)
+            raise
+        finally:
+            self._current_step = None
+        execution.stop_if_signalled(name, index)
+        completed_at = execution.now_ms()
+        execution.require(
+            execution.store.persist_step(
+                execution.lease, name, index, output_json, started_at, completed_at
+            )
+        )
+        output = from_json(output_json)
+        execution.emit(
+            StepCompleteEvent,
+            step_name=name,
+            step_index=index,
+            output=output,
+            duration_ms=completed_at - started_at,
+        )
+        return output
+
+    def progress(
+        self, current: int | float, total: int | float | None = None, message: str | None = None
+    ) -> None:
+        """Report progress; emitted at once, stored at most every 250 ms and at step ends."""
+        for label, value in (("current", current), ("total", total)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise SerializationError(f"progress {label} must be a finite number, not {value!r}")
+        if message is not None and not isinstance(message, str):
+            raise SerializationError(f"progress message must be a string, not {message!r}")
+        self._execution.raise_if_stopped()
+        progress = Progress(current=current, total=total, message=message)
+        self._pending_progress = to_json(progress.to_dict(), "progress")
+        now = self._execution.now_ms()
+        if now - self._progress_written_at >= PROGRESS_PERSIST_INTERVAL_MS:
+            self._flush_progress()
+        self._execution.emit(RunProgressEvent, progress=progress)
+
+    def _flush_progress(self) -> None:
+        if self._pending_progress is None:
+            return
+        execution = self._execution
+        now = execution.now_ms()
+        execution.require(
+            execution.store.update_progress(execution.lease, self._pending_progress, now)
+        )
+        self._pending_progress = None
+        self._progress_written_at = now
+
+    def _write_log(self, level: LogLevel, message: str, data: Any) -> None:
+        if not isinstance(message, str):
+            raise SerializationError(
+                f"a log message must be a string, not {type(message).__name__}"
+            )
+        execution = self._execution
+        data_json = None if data is None else to_json(data, "log data")
+        execution.require(
+            execution.store.append_log(
+                execution.lease, level, message, data_json, self._current_step, execution.now_ms()
+            )
+        )
+        execution.emit(
+            LogWriteEvent,
+            level=level,
+            message=message,
+            data=from_json(data_json),
+            step_name=self._current_step,
+        )
+
+
+def _takes_argument(fn: Callable[..., Any] | Callable[..., Awaitable[Any]]) -> bool:
+    """True if `fn` can be called with one positional argument (the signal)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(positional) == 1 or (
+        not positional and any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+    )

@@ -1,0 +1,73 @@
+"""The project's error classes.
+
+Every error raised by durably derives from `DurablyError`, and each class's
+docstring is the default message. `LeaseLostError` and `CancelledError` are
+control flow: the runtime never records them as job failures.
+"""
+
+from __future__ import annotations
+
+
+class DurablyError(Exception):
+    """A durably operation failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class NotFoundError(DurablyError):
+    """The run or job does not exist."""
+
+
+class ValidationError(DurablyError, ValueError):
+    """A value did not match what was expected."""
+
+    def __init__(self, message: str | None = None, fields: list[str] | None = None) -> None:
+        super().__init__(message)
+        #: Dotted paths of the offending fields, where known (e.g. ``["steps", "items.0.name"]``).
+        self.fields: list[str] = fields or []
+
+
+class ConflictError(DurablyError):
+    """The operation conflicts with the run's current state."""
+
+
+class CancelledError(DurablyError):
+    """The run was cancelled."""
+
+
+class LeaseLostError(DurablyError):
+    """This worker no longer holds the run's lease; another worker took it over."""
+
+
+class SerializationError(ValidationError):
+    """A value cannot be stored as JSON."""
+
+
+class StepNameError(DurablyError):
+    """A step name was used twice in one run."""
+
+
+class RunFailedError(DurablyError):
+    """The run failed."""
+
+    def __init__(self, run_id: str, error: str | None) -> None:
+        super().__init__(f"run {run_id} failed: {error or 'unknown error'}")
+        self.run_id = run_id
+        self.error = error
+
+
+class WaitTimeoutError(DurablyError, TimeoutError):
+    """Waiting for the run timed out; the run itself goes on."""
+
+
+class NotOwnerError(DurablyError):
+    """Another tab owns the job runtime for this database; this tab cannot write to it."""
+
+
+class StorageError(DurablyError):
+    """The database could not be read or written."""

@@ -1,0 +1,219 @@
+"""Executes one leased run to an outcome: completed, failed, cancelled or lease-lost.
+
+Control flow never throws out of `execute`: a failing job is recorded as a
+failure; a cancellation or a lost lease only stops the execution (the run's
+state was already changed by whoever cancelled or reclaimed it). While the run
+executes, a background task renews its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Literal
+
+from .context import CancellationSignal, Step
+from .encoding import from_json, to_json
+from .errors import CancelledError, LeaseLostError
+from .events import (
+    Event,
+    LogWriteEvent,
+    RunCancelEvent,
+    RunCompleteEvent,
+    RunFailEvent,
+    RunLeasedEvent,
+    RunLeaseRenewedEvent,
+    StepCancelEvent,
+    StepFailEvent,
+    WorkerErrorEvent,
+)
+from .models import Run, RunStatus, ms_to_datetime
+from .store import Lease
+
+if TYPE_CHECKING:
+    from .durably import Durably
+    from .jobs import JobDefinition
+
+Outcome = Literal["completed", "failed", "cancelled", "lease-lost"]
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class RunExecution:
+    """One attempt at executing a run under one lease generation."""
+
+    def __init__(
+        self, durably: Durably, definition: JobDefinition[Any, Any], run: Run, lease: Lease
+    ) -> None:
+        self.durably = durably
+        self.store = durably.store
+        self.definition = definition
+        self.run = run
+        self.lease = lease
+        self.signal = CancellationSignal()
+        #: Set by `Durably.cancel` when it has already emitted run:cancel for this run.
+        self.cancel_announced = False
+        self._finished = False
+        self._failed_step: str | None = None
+
+    # -- helpers used by Step --------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return self.durably.now_ms()
+
+    def emit(self, event_class: type[Event], **fields: Any) -> None:
+        self.durably.emitter.emit(
+            event_class(
+                run_id=self.run.id,
+                job_name=self.run.job_name,
+                timestamp=self.durably.now(),
+                **fields,
+            )
+        )
+
+    def raise_if_stopped(self) -> None:
+        if self.signal.reason == "cancelled":
+            raise CancelledError(f"run {self.run.id} was cancelled")
+        if self.signal.reason == "lease-lost":
+            raise LeaseLostError(
+                f"run {self.run.id} was reclaimed by another worker "
+                f"(lease generation {self.lease.generation} is stale)"
+            )
+
+    def require(self, applied: bool) -> None:
+        """Stop the execution if a fenced write was rejected, saying why."""
+        if applied:
+            return
+        current = self.store.get_run(self.run.id)
+        cancelled = current is None or current.status == RunStatus.CANCELLED
+        self.signal.fire("cancelled" if cancelled else "lease-lost")
+        self.raise_if_stopped()
+
+    def stop_if_signalled(self, step_name: str, index: int) -> None:
+        if self.signal.cancelled:
+            self.emit(StepCancelEvent, step_name=step_name, step_index=index)
+            self.raise_if_stopped()
+
+    async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None:
+        # A step that gave up because the signal fired was stopped, not failed.
+        self.stop_if_signalled(name, index)
+        self._failed_step = name
+        error = describe_error(exc)
+        self.require(
+            self.store.persist_step_failure(
+                self.lease, name, index, error, started_at, self.now_ms()
+            )
+        )
+        self.emit(StepFailEvent, step_name=name, step_index=index, error=error)
+
+    # -- the execution ---------------------------------------------------------------
+
+    async def execute(self) -> Outcome:
+        assert self.run.lease_expires_at is not None
+        self.emit(
+            RunLeasedEvent,
+            lease_owner=self.lease.owner,
+            lease_expires_at=self.run.lease_expires_at,
+            lease_generation=self.lease.generation,
+        )
+        keeper = asyncio.ensure_future(self._keep_lease())
+        try:
+            return await self._execute()
+        finally:
+            self._finished = True
+            keeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _execute(self) -> Outcome:
+        started = self.now_ms()
+        try:
+            step = Step(self, self.store.get_completed_step_outputs(self.run.id))
+            result = await self.definition.run(step, self.definition.load_input(self.run.input))
+            step._flush_progress()
+            output_json = self.definition.dump_output(result)
+            self.raise_if_stopped()
+            self.require(
+                self.store.complete_run(
+                    self.lease, output_json, self.now_ms(), self.durably.settings.preserve_steps
+                )
+            )
+        except CancelledError as exc:
+            if not self.signal.cancelled:
+                return self._fail(exc)  # raised by job code, not by a cancellation
+            if self.signal.reason == "lease-lost":
+                return "lease-lost"
+            if not self.cancel_announced:
+                self.emit(RunCancelEvent)  # cancelled by another process
+            return "cancelled"
+        except LeaseLostError:
+            if self.signal.reason == "cancelled":
+                return "cancelled"
+            return "lease-lost"
+        except Exception as exc:
+            return self._fail(exc)
+        self.emit(
+            RunCompleteEvent, output=from_json(output_json), duration_ms=self.now_ms() - started
+        )
+        return "completed"
+
+    def _fail(self, exc: Exception) -> Outcome:
+        error = describe_error(exc)
+        now = self.now_ms()
+        trace = "".join(traceback.format_exception(exc))
+        if self.store.append_log(
+            self.lease,
+            "error",
+            error,
+            to_json({"traceback": trace}, "traceback"),
+            self._failed_step,
+            now,
+        ):
+            self.emit(
+                LogWriteEvent,
+                level="error",
+                message=error,
+                data={"traceback": trace},
+                step_name=self._failed_step,
+            )
+        if not self.store.fail_run(self.lease, error, now, self.durably.settings.preserve_steps):
+            with suppress(CancelledError, LeaseLostError):
+                self.require(False)
+            return "cancelled" if self.signal.reason == "cancelled" else "lease-lost"
+        self.emit(RunFailEvent, error=error, failed_step=self._failed_step)
+        return "failed"
+
+    async def _keep_lease(self) -> None:
+        settings = self.durably.settings
+        while True:
+            await asyncio.sleep(settings.lease_renew_interval_ms / 1000)
+            if self._finished:
+                return
+            try:
+                now = self.now_ms()
+                if self.store.renew_lease(self.lease, now, settings.lease_ms):
+                    self.emit(
+                        RunLeaseRenewedEvent,
+                        lease_owner=self.lease.owner,
+                        lease_expires_at=ms_to_datetime(now + settings.lease_ms),
+                    )
+                    continue
+                if self._finished or self._finished_by_us():
+                    return  # the renewal raced our own completion: not a lost lease
+                current = self.store.get_run(self.run.id)
+                cancelled = current is None or current.status == RunStatus.CANCELLED
+                self.signal.fire("cancelled" if cancelled else "lease-lost")
+                return
+            except Exception as exc:
+                self.emit(WorkerErrorEvent, error=describe_error(exc), context="lease renewal")
+
+    def _finished_by_us(self) -> bool:
+        current = self.store.get_run(self.run.id)
+        return (
+            current is not None
+            and current.lease_generation == self.lease.generation
+            and current.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+        )

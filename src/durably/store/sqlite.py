@@ -1,0 +1,503 @@
+"""The store on Python's built-in `sqlite3`: a file, ":memory:", or a file in OPFS.
+
+One connection in autocommit mode; multi-statement writes run inside
+`BEGIN IMMEDIATE` so they take the write lock up front and never deadlock on
+upgrade. Every write made for a lease holder carries
+``status = 'leased' AND lease_generation = ?`` in its WHERE clause: a stale
+holder (reclaimed run) or a cancelled run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Literal
+
+from ..encoding import from_json
+from ..errors import ConflictError, NotFoundError, StorageError
+from ..models import (
+    Disposition,
+    LogLevel,
+    LogRecord,
+    Progress,
+    Run,
+    RunStatus,
+    StepRecord,
+    ms_to_datetime,
+)
+from .base import Lease, NewRun, RunQuery, Store
+
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
+_LEASE_GUARD = "id = ? AND lease_generation = ? AND status = 'leased'"
+
+
+def _migrations() -> list[tuple[int, str]]:
+    """Numbered migrations shipped in `migrations/NNNN_name.sql`, in order."""
+    folder = resources.files(__package__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
+    return sorted(found)
+
+
+class SqliteStore(Store):
+    """Store runs in a SQLite database.
+
+    `exclusive=True` sets ``locking_mode=EXCLUSIVE`` before anything else touches the
+    file: the browser owner uses it (it holds the Web Lock, and WAL then needs no
+    shared memory). `synchronous` trades durability for speed: FULL survives an OS
+    crash, NORMAL survives a process or tab crash.
+    """
+
+    def __init__(
+        self,
+        path: str = ":memory:",
+        *,
+        synchronous: Synchronous = "FULL",
+        exclusive: bool = False,
+        busy_timeout_ms: int = 5_000,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
+        self.path = path
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, cached_statements=256)
+            self._conn.row_factory = sqlite3.Row
+            if exclusive:
+                # Must precede every other statement, or a WAL database wants a -shm file.
+                self._conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute("PRAGMA temp_store = MEMORY")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {path!r}: {exc}") from exc
+
+    # -- plumbing --------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: all statements inside commit together or not at all."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot start a write on {self.path!r}: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StorageError(f"cannot commit to {self.path!r}: {exc}") from exc
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"database error on {self.path!r}: {exc}") from exc
+
+    def _write_one(self, sql: str, params: Sequence[Any]) -> bool:
+        """A single-statement write (atomic on its own); True if it changed a row."""
+        return self._execute(sql, params).rowcount > 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS durably_schema_versions "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            applied = {
+                row[0] for row in conn.execute("SELECT version FROM durably_schema_versions")
+            }
+            for version, sql in _migrations():
+                if version in applied:
+                    continue
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO durably_schema_versions VALUES (?, datetime('now'))", (version,)
+                )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- creating and reading runs ---------------------------------------------------
+
+    def create_run(self, new: NewRun, now: int) -> tuple[Run, Disposition]:
+        with self._transaction() as conn:
+            if new.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT id FROM durably_runs WHERE job_name = ? AND idempotency_key = ?",
+                    (new.job_name, new.idempotency_key),
+                ).fetchone()
+                if row:
+                    return self._require_run(row[0]), "idempotent"
+            if new.concurrency_key is not None:
+                row = conn.execute(
+                    "SELECT id FROM durably_runs WHERE concurrency_key = ? AND status = 'pending'",
+                    (new.concurrency_key,),
+                ).fetchone()
+                if row and new.coalesce:
+                    return self._require_run(row[0]), "coalesced"
+                if row:
+                    raise ConflictError(
+                        f"concurrency key {new.concurrency_key!r} already has a pending run "
+                        f"({row[0]}); pass coalesce='skip' to reuse it"
+                    )
+            conn.execute(
+                "INSERT INTO durably_runs (id, job_name, input, status, idempotency_key, "
+                "concurrency_key, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (
+                    new.id,
+                    new.job_name,
+                    new.input_json,
+                    new.idempotency_key,
+                    new.concurrency_key,
+                    now,
+                    now,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO durably_run_labels (run_id, key, value) VALUES (?, ?, ?)",
+                [(new.id, k, v) for k, v in new.labels.items()],
+            )
+            return self._require_run(new.id), "created"
+
+    def get_run(self, run_id: str) -> Run | None:
+        row = self._execute("SELECT * FROM durably_runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._to_runs([row])[0]
+
+    def _require_run(self, run_id: str) -> Run:
+        run = self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return run
+
+    def _where(self, query: RunQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.statuses:
+            clauses.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+            params.extend(str(s) for s in query.statuses)
+        if query.job_names:
+            clauses.append(f"job_name IN ({', '.join('?' * len(query.job_names))})")
+            params.extend(query.job_names)
+        for key, value in query.labels.items():
+            clauses.append(
+                "id IN (SELECT run_id FROM durably_run_labels WHERE key = ? AND value = ?)"
+            )
+            params.extend((key, value))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def get_runs(self, query: RunQuery) -> list[Run]:
+        where, params = self._where(query)
+        sql = f"SELECT * FROM durably_runs{where} ORDER BY created_at DESC, rowid DESC"
+        if query.limit is not None or query.offset is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params.extend((-1 if query.limit is None else query.limit, query.offset or 0))
+        return self._to_runs(self._execute(sql, params).fetchall())
+
+    def count_runs(self, query: RunQuery) -> int:
+        where, params = self._where(query)
+        return int(self._execute(f"SELECT count(*) FROM durably_runs{where}", params).fetchone()[0])
+
+    def get_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        if not run_ids:
+            return {}
+        rows = self._execute(
+            "SELECT id, status FROM durably_runs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(run_ids)),),
+        ).fetchall()
+        return {row[0]: RunStatus(row[1]) for row in rows}
+
+    # -- leases ----------------------------------------------------------------------
+
+    def claim_next(
+        self, owner: str, now: int, lease_ms: int, job_names: Sequence[str]
+    ) -> tuple[Run, Lease] | None:
+        if not job_names:
+            return None
+        # One UPDATE statement is atomic: the subquery picks the run and the update
+        # leases it under the same write lock, so two workers can never claim the same
+        # generation. A run whose concurrency key has a *live* lease elsewhere is
+        # skipped; an expired lease neither blocks its key nor hides its run.
+        row = self._execute(
+            """
+            UPDATE durably_runs
+               SET status = 'leased', lease_owner = ?, lease_expires_at = ?,
+                   lease_generation = lease_generation + 1,
+                   started_at = coalesce(started_at, ?), updated_at = ?
+             WHERE id = (
+                SELECT r.id FROM durably_runs r
+                 WHERE (r.status = 'pending' OR (r.status = 'leased' AND r.lease_expires_at <= ?))
+                   AND r.job_name IN (SELECT value FROM json_each(?))
+                   AND (r.concurrency_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM durably_runs o
+                         WHERE o.concurrency_key = r.concurrency_key AND o.id != r.id
+                           AND o.status = 'leased' AND o.lease_expires_at > ?))
+                 ORDER BY r.created_at, r.rowid
+                 LIMIT 1)
+            RETURNING id, lease_generation
+            """,
+            (owner, now + lease_ms, now, now, now, json.dumps(list(job_names)), now),
+        ).fetchone()
+        if row is None:
+            return None
+        return self._require_run(row[0]), Lease(row[0], row[1], owner)
+
+    def renew_lease(self, lease: Lease, now: int, lease_ms: int) -> bool:
+        return self._write_one(
+            f"UPDATE durably_runs SET lease_expires_at = ?, updated_at = ? WHERE {_LEASE_GUARD}",
+            (now + lease_ms, now, lease.run_id, lease.generation),
+        )
+
+    def expire_leases(self, now: int) -> int:
+        return self._execute(
+            "UPDATE durably_runs SET lease_expires_at = ?, updated_at = ? WHERE status = 'leased'",
+            (now, now),
+        ).rowcount
+
+    # -- writes by the lease holder --------------------------------------------------
+
+    def start_step(self, lease: Lease, index: int, now: int) -> bool:
+        return self._write_one(
+            f"UPDATE durably_runs SET current_step_index = ?, updated_at = ? WHERE {_LEASE_GUARD}",
+            (index, now, lease.run_id, lease.generation),
+        )
+
+    def persist_step(
+        self, lease: Lease, name: str, index: int, output_json: str, started_at: int, now: int
+    ) -> bool:
+        with self._transaction() as conn:
+            counted = conn.execute(
+                "UPDATE durably_runs SET completed_step_count = completed_step_count + 1, "
+                f"current_step_index = ?, updated_at = ? WHERE {_LEASE_GUARD}",
+                (index + 1, now, lease.run_id, lease.generation),
+            ).rowcount
+            if not counted:
+                return False
+            conn.execute(
+                "INSERT INTO durably_steps (run_id, name, step_index, status, output, "
+                "started_at, completed_at) VALUES (?, ?, ?, 'completed', ?, ?, ?)",
+                (lease.run_id, name, index, output_json, started_at, now),
+            )
+            return True
+
+    def persist_step_failure(
+        self, lease: Lease, name: str, index: int, error: str, started_at: int, now: int
+    ) -> bool:
+        # INSERT ... SELECT writes only while the lease is still ours.
+        return self._write_one(
+            "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
+            "completed_at) SELECT ?, ?, ?, 'failed', ?, ?, ? "
+            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD})",
+            (lease.run_id, name, index, error, started_at, now, lease.run_id, lease.generation),
+        )
+
+    def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
+        return self._write_one(
+            f"UPDATE durably_runs SET progress = ?, updated_at = ? WHERE {_LEASE_GUARD}",
+            (progress_json, now, lease.run_id, lease.generation),
+        )
+
+    def append_log(
+        self,
+        lease: Lease,
+        level: LogLevel,
+        message: str,
+        data_json: str | None,
+        step_name: str | None,
+        now: int,
+    ) -> bool:
+        return self._write_one(
+            "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
+            "SELECT ?, ?, ?, ?, ?, ? "
+            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD})",
+            (
+                lease.run_id,
+                step_name,
+                level,
+                message,
+                data_json,
+                now,
+                lease.run_id,
+                lease.generation,
+            ),
+        )
+
+    def _finish(
+        self,
+        lease: Lease,
+        status: RunStatus,
+        column: str,
+        value: str,
+        now: int,
+        preserve_steps: bool,
+    ) -> bool:
+        with self._transaction() as conn:
+            changed = conn.execute(
+                f"UPDATE durably_runs SET status = ?, {column} = ?, completed_at = ?, "
+                "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL "
+                f"WHERE {_LEASE_GUARD}",
+                (str(status), value, now, now, lease.run_id, lease.generation),
+            ).rowcount
+            if changed and not preserve_steps:
+                conn.execute(
+                    "UPDATE durably_steps SET output = NULL WHERE run_id = ?", (lease.run_id,)
+                )
+            return bool(changed)
+
+    def complete_run(self, lease: Lease, output_json: str, now: int, preserve_steps: bool) -> bool:
+        return self._finish(lease, RunStatus.COMPLETED, "output", output_json, now, preserve_steps)
+
+    def fail_run(self, lease: Lease, error: str, now: int, preserve_steps: bool) -> bool:
+        return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps)
+
+    # -- steps and logs --------------------------------------------------------------
+
+    def get_completed_step_outputs(self, run_id: str) -> dict[str, str | None]:
+        rows = self._execute(
+            "SELECT name, output FROM durably_steps WHERE run_id = ? AND status = 'completed'",
+            (run_id,),
+        ).fetchall()
+        return {name: output for name, output in rows}
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        rows = self._execute(
+            "SELECT run_id, name, step_index, status, output, error, started_at, completed_at "
+            "FROM durably_steps WHERE run_id = ? ORDER BY step_index, started_at",
+            (run_id,),
+        ).fetchall()
+        return [
+            StepRecord(
+                run_id=r[0],
+                name=r[1],
+                index=r[2],
+                status=r[3],
+                output=from_json(r[4]),
+                error=r[5],
+                started_at=_dt(r[6]),
+                completed_at=ms_to_datetime(r[7]),
+            )
+            for r in rows
+        ]
+
+    def get_logs(self, run_id: str) -> list[LogRecord]:
+        rows = self._execute(
+            "SELECT id, run_id, step_name, level, message, data, created_at "
+            "FROM durably_logs WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        return [
+            LogRecord(
+                id=r[0],
+                run_id=r[1],
+                step_name=r[2],
+                level=r[3],
+                message=r[4],
+                data=from_json(r[5]),
+                created_at=_dt(r[6]),
+            )
+            for r in rows
+        ]
+
+    # -- operations on whole runs ----------------------------------------------------
+
+    def cancel_run(self, run_id: str, now: int, preserve_steps: bool) -> Run:
+        with self._transaction() as conn:
+            run = self._require_run(run_id)
+            if run.status.is_terminal:
+                raise ConflictError(f"run {run_id} is already {run.status}; it cannot be cancelled")
+            conn.execute(
+                "UPDATE durably_runs SET status = 'cancelled', completed_at = ?, updated_at = ?, "
+                "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                (now, now, run_id),
+            )
+            if not preserve_steps:
+                conn.execute("UPDATE durably_steps SET output = NULL WHERE run_id = ?", (run_id,))
+            return run
+
+    def delete_run(self, run_id: str) -> Run:
+        with self._transaction() as conn:
+            run = self._require_run(run_id)
+            if not run.status.is_terminal:
+                raise ConflictError(f"run {run_id} is {run.status}; cancel it before deleting it")
+            # Steps, logs and labels go with it (ON DELETE CASCADE).
+            conn.execute("DELETE FROM durably_runs WHERE id = ?", (run_id,))
+            return run
+
+    def purge_runs(self, older_than: int, limit: int) -> int:
+        return self._execute(
+            "DELETE FROM durably_runs WHERE id IN ("
+            "  SELECT id FROM durably_runs"
+            "   WHERE completed_at < ? AND status IN ('completed', 'failed', 'cancelled')"
+            "   ORDER BY completed_at LIMIT ?)",
+            (older_than, limit),
+        ).rowcount
+
+    # -- row mapping -----------------------------------------------------------------
+
+    def _to_runs(self, rows: list[sqlite3.Row]) -> list[Run]:
+        if not rows:
+            return []
+        records: list[sqlite3.Row] = rows
+        labels: dict[str, dict[str, str]] = {r["id"]: {} for r in records}
+        for run_id, key, value in self._execute(
+            "SELECT run_id, key, value FROM durably_run_labels "
+            "WHERE run_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(labels)),),
+        ):
+            labels[run_id][key] = value
+        return [_to_run(r, labels[r["id"]]) for r in records]
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _to_run(r: sqlite3.Row, labels: dict[str, str]) -> Run:
+    progress = from_json(r["progress"])
+    return Run(
+        id=r["id"],
+        job_name=r["job_name"],
+        input=from_json(r["input"]),
+        status=RunStatus(r["status"]),
+        idempotency_key=r["idempotency_key"],
+        concurrency_key=r["concurrency_key"],
+        labels=labels,
+        current_step_index=r["current_step_index"],
+        completed_step_count=r["completed_step_count"],
+        progress=Progress(**progress) if progress else None,
+        output=from_json(r["output"]),
+        error=r["error"],
+        lease_owner=r["lease_owner"],
+        lease_expires_at=ms_to_datetime(r["lease_expires_at"]),
+        lease_generation=r["lease_generation"],
+        started_at=ms_to_datetime(r["started_at"]),
+        completed_at=ms_to_datetime(r["completed_at"]),
+        created_at=_dt(r["created_at"]),
+        updated_at=_dt(r["updated_at"]),
+    )
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (our migrations have no ';' inside literals)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,124 @@
+"""Waiting for runs to finish: `wait_for_run` and `subscribe`.
+
+Waiters are resolved by this process's terminal events, so any number of them
+costs nothing while they wait. For runs executed by another process (which
+emits no events here), one shared poller reads the statuses of all waited-for
+runs in a single query per polling interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from .errors import CancelledError, NotFoundError, RunFailedError, WaitTimeoutError
+from .events import TERMINAL_RUN_EVENTS, Event
+from .models import Run, RunStatus
+
+if TYPE_CHECKING:
+    from .durably import Durably
+
+
+class RunWaiters:
+    def __init__(self, durably: Durably) -> None:
+        self._durably = durably
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._poller: asyncio.Task[None] | None = None
+        for event_type in TERMINAL_RUN_EVENTS:
+            durably.emitter.on(event_type, self._on_terminal)
+
+    def _on_terminal(self, event: Event) -> None:
+        if event.run_id is not None:
+            self._resolve(event.run_id)
+
+    def _resolve(self, run_id: str) -> None:
+        for future in self._waiting.pop(run_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self, run_id: str, timeout: float | None) -> Run:
+        """The finished run; RunFailedError, CancelledError, NotFoundError or WaitTimeoutError."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Register before reading, so a run finishing in between is not missed.
+        self._waiting.setdefault(run_id, []).append(future)
+        try:
+            run = self._durably.store.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} not found")
+            if not run.status.is_terminal:
+                self._ensure_poller()
+                try:
+                    await asyncio.wait_for(future, timeout)
+                except TimeoutError:
+                    raise WaitTimeoutError(
+                        f"run {run_id} did not finish within {timeout} s; it is still "
+                        f"{self._status_text(run_id)}"
+                    ) from None
+                run = self._durably.store.get_run(run_id)
+        finally:
+            self._forget(run_id, future)
+        if run is None:
+            raise NotFoundError(f"run {run_id} was deleted while waiting for it")
+        if run.status == RunStatus.FAILED:
+            raise RunFailedError(run_id, run.error)
+        if run.status == RunStatus.CANCELLED:
+            raise CancelledError(f"run {run_id} was cancelled")
+        return run
+
+    def _status_text(self, run_id: str) -> str:
+        run = self._durably.store.get_run(run_id)
+        return "deleted" if run is None else str(run.status)
+
+    def _forget(self, run_id: str, future: asyncio.Future[None]) -> None:
+        futures = self._waiting.get(run_id)
+        if futures and future in futures:
+            futures.remove(future)
+            if not futures:
+                del self._waiting[run_id]
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        interval = self._durably.settings.polling_interval_ms / 1000
+        while self._waiting:
+            await asyncio.sleep(interval)
+            ids = list(self._waiting)
+            statuses = self._durably.store.get_statuses(ids)
+            for run_id in ids:
+                status = statuses.get(run_id)
+                if status is None or status.is_terminal:
+                    self._resolve(run_id)
+
+    async def subscribe(self, run_id: str) -> AsyncIterator[Event]:
+        """This process's events of one run, ending after its terminal event."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def enqueue(event: Event) -> None:
+            if event.run_id == run_id:
+                queue.put_nowait(event)
+
+        unsubscribe = self._durably.emitter.on("*", enqueue)
+        try:
+            run = self._durably.store.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} not found")
+            if run.status.is_terminal:
+                return
+            interval = self._durably.settings.polling_interval_ms / 1000
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), interval)
+                except TimeoutError:
+                    # Fallback for runs finished by another process.
+                    status = self._durably.store.get_statuses([run_id]).get(run_id)
+                    if (status is None or status.is_terminal) and queue.empty():
+                        return
+                    continue
+                yield event
+                if event.type in TERMINAL_RUN_EVENTS:
+                    return
+        finally:
+            unsubscribe()
