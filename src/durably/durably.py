@@ -166,13 +166,15 @@ class Durably:
         await self.migrate()
         self.start()
 
-    async def stop(self) -> None:
-        """Stop the worker; waits for the runs in flight to finish."""
-        await self._worker.stop()
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the worker; waits for the runs in flight to finish. With `timeout`
+        (seconds), runs still in flight then are abandoned mid-step: they stay leased
+        and resume from their last finished step under the next owner."""
+        await self._worker.stop(timeout)
 
-    async def close(self) -> None:
-        """Stop and close the store."""
-        await self.stop()
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop (see `stop`) and close the store."""
+        await self.stop(timeout)
         self.store.close()
 
     def reclaim_leases(self) -> int:

@@ -71,3 +71,11 @@ class NotOwnerError(DurablyError):
 
 class StorageError(DurablyError):
     """The database could not be read or written."""
+
+
+class ProtocolError(DurablyError):
+    """A message to the browser runtime was malformed."""
+
+
+class JobModuleError(DurablyError):
+    """A job module could not be loaded."""

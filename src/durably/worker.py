@@ -53,15 +53,19 @@ class Worker:
         """Look for work now instead of at the next poll."""
         self._wake.set()
 
-    async def stop(self) -> None:
-        """Stop claiming and wait for the runs in flight to finish."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming and wait for the runs in flight to finish. After `timeout`
+        seconds, abandon the rest: they stay leased and resume under the next owner."""
         self._stopping = True
         self._wake.set()
         if self._loop_task is not None:
             await self._loop_task
             self._loop_task = None
         if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _loop(self) -> None:
         interval = self._durably.settings.polling_interval_ms / 1000

@@ -34,6 +34,28 @@ from .base import Lease, NewRun, RunQuery, Store
 Synchronous = Literal["FULL", "NORMAL", "OFF"]
 _LEASE_GUARD = "id = ? AND lease_generation = ? AND status = 'leased'"
 
+# Step rows are keyed by (run_id, name); a new attempt overwrites the previous one.
+_STEP_UPSERT = (
+    "ON CONFLICT (run_id, name) DO UPDATE SET step_index = excluded.step_index, "
+    "status = excluded.status, output = excluded.output, error = excluded.error, "
+    "started_at = excluded.started_at, completed_at = excluded.completed_at"
+)
+
+# The oldest claimable run of the given jobs: pending, or leased with an expired
+# lease. A run whose concurrency key has a *live* lease elsewhere is skipped; an
+# expired lease neither blocks its key nor hides its run.
+# Parameters: now, JSON array of job names, now.
+_ELIGIBLE_RUN = """
+    SELECT r.id FROM durably_runs r
+     WHERE (r.status = 'pending' OR (r.status = 'leased' AND r.lease_expires_at <= ?))
+       AND r.job_name IN (SELECT value FROM json_each(?))
+       AND (r.concurrency_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM durably_runs o
+             WHERE o.concurrency_key = r.concurrency_key AND o.id != r.id
+               AND o.status = 'leased' AND o.lease_expires_at > ?))
+     ORDER BY r.created_at, r.rowid
+     LIMIT 1"""
+
 
 def _migrations() -> list[tuple[int, str]]:
     """Numbered migrations shipped in `migrations/NNNN_name.sql`, in order."""
@@ -234,29 +256,25 @@ class SqliteStore(Store):
     ) -> tuple[Run, Lease] | None:
         if not job_names:
             return None
+        params = (now, json.dumps(list(job_names)), now)
+        # A plain read first: an idle poll finds nothing and must neither write nor
+        # take the write lock. The UPDATE below re-selects under the write lock, so
+        # a run taken by someone else in between is simply not claimed.
+        if self._execute(_ELIGIBLE_RUN, params).fetchone() is None:
+            return None
         # One UPDATE statement is atomic: the subquery picks the run and the update
         # leases it under the same write lock, so two workers can never claim the same
-        # generation. A run whose concurrency key has a *live* lease elsewhere is
-        # skipped; an expired lease neither blocks its key nor hides its run.
+        # generation.
         row = self._execute(
-            """
+            f"""
             UPDATE durably_runs
                SET status = 'leased', lease_owner = ?, lease_expires_at = ?,
                    lease_generation = lease_generation + 1,
                    started_at = coalesce(started_at, ?), updated_at = ?
-             WHERE id = (
-                SELECT r.id FROM durably_runs r
-                 WHERE (r.status = 'pending' OR (r.status = 'leased' AND r.lease_expires_at <= ?))
-                   AND r.job_name IN (SELECT value FROM json_each(?))
-                   AND (r.concurrency_key IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM durably_runs o
-                         WHERE o.concurrency_key = r.concurrency_key AND o.id != r.id
-                           AND o.status = 'leased' AND o.lease_expires_at > ?))
-                 ORDER BY r.created_at, r.rowid
-                 LIMIT 1)
+             WHERE id = ({_ELIGIBLE_RUN})
             RETURNING id, lease_generation
             """,
-            (owner, now + lease_ms, now, now, now, json.dumps(list(job_names)), now),
+            (owner, now + lease_ms, now, now, *params),
         ).fetchone()
         if row is None:
             return None
@@ -293,9 +311,12 @@ class SqliteStore(Store):
             ).rowcount
             if not counted:
                 return False
+            # A failed attempt of this step (caught by the job, or recorded before a crash)
+            # is replaced: the row always holds the step's latest outcome.
             conn.execute(
                 "INSERT INTO durably_steps (run_id, name, step_index, status, output, "
-                "started_at, completed_at) VALUES (?, ?, ?, 'completed', ?, ?, ?)",
+                "started_at, completed_at) VALUES (?, ?, ?, 'completed', ?, ?, ?)"
+                f" {_STEP_UPSERT}",
                 (lease.run_id, name, index, output_json, started_at, now),
             )
             return True
@@ -303,11 +324,12 @@ class SqliteStore(Store):
     def persist_step_failure(
         self, lease: Lease, name: str, index: int, error: str, started_at: int, now: int
     ) -> bool:
-        # INSERT ... SELECT writes only while the lease is still ours.
+        # INSERT ... SELECT writes only while the lease is still ours; a re-run after a
+        # resume replaces the earlier attempt's row.
         return self._write_one(
             "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
             "completed_at) SELECT ?, ?, ?, 'failed', ?, ?, ? "
-            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD})",
+            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}) {_STEP_UPSERT}",
             (lease.run_id, name, index, error, started_at, now, lease.run_id, lease.generation),
         )
 

@@ -1,0 +1,282 @@
+// The page-side client: starts the runtime's module worker and talks to it over a
+// MessageChannel (see protocol.js). Every call returns a promise that settles exactly
+// once: with the response, or with an error when the worker fails, is closed, or does
+// not answer within the request timeout.
+
+import {
+  CONNECT,
+  PROTOCOL_VERSION,
+  TERMINAL_RUN_EVENTS,
+  WORKER_EVENTS,
+  toError,
+} from "./protocol.js";
+
+const TERMINAL_STATUSES = ["completed", "failed", "cancelled"];
+const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot"];
+
+function namedError(name, message) {
+  return Object.assign(new Error(message), { name });
+}
+
+/**
+ * Start the runtime for `database` and resolve once it is usable: as the owner when
+ * this tab got the database's lock (Python booted, jobs registered, database open),
+ * or as a secondary when another tab owns it.
+ * @param {import("./client").DurablyOptions} options
+ * @returns {Promise<DurablyClient>}
+ */
+export async function createDurably(options) {
+  const client = new DurablyClient(options);
+  await client.ready;
+  return client;
+}
+
+export class DurablyClient {
+  /** @param {import("./client").DurablyOptions} options */
+  constructor(options = {}) {
+    const { database = "default", jobs = [], synchronous = "FULL", onBoot } = options;
+    this.database = database;
+    /** "owner" | "secondary" | null until ready */
+    this.role = null;
+    /** Names of the registered jobs (owner only). */
+    this.jobs = [];
+    /** Job modules that failed to load: [{module, message}]. */
+    this.jobErrors = [];
+    this.closed = false;
+    this._requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this._nextId = 1;
+    this._pending = new Map();
+    this._listeners = new Map();
+    const runtimeOptions = Object.fromEntries(
+      Object.entries(options).filter(([key]) => !CLIENT_OPTIONS.includes(key)),
+    );
+    if (onBoot) this.on(WORKER_EVENTS.BOOT, (event) => onBoot(event.phase, event));
+    this.on(WORKER_EVENTS.OWNER, () => this._becomeOwner());
+    this.on(WORKER_EVENTS.SECONDARY, () => (this.role = "secondary"));
+
+    const workerUrl = options.workerUrl ?? new URL("./worker.js", import.meta.url);
+    this._worker = new Worker(workerUrl, { type: "module", name: `durably:${database}` });
+    this._worker.onerror = (event) => {
+      event.preventDefault?.();
+      this._fail(namedError("WorkerError", `the durably worker failed: ${event.message || "it could not be loaded"}`));
+    };
+    this._worker.onmessageerror = () => this._emit({ type: "worker:error", error: "a message from the worker could not be read", context: "messageerror" });
+    const channel = new MessageChannel();
+    this._port = channel.port1;
+    this._port.onmessage = (event) => this._onMessage(event.data);
+    this._worker.postMessage({ type: CONNECT, protocol: PROTOCOL_VERSION }, [channel.port2]);
+
+    const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+    const config = {
+      database,
+      synchronous,
+      jobs: jobs.map((job) => (typeof job === "string" ? new URL(job, base).href : { ...job, wheel: new URL(job.wheel, base).href })),
+      vendorUrl: new URL(options.vendorUrl ?? "../vendor", options.vendorUrl ? base : import.meta.url).href.replace(/\/$/, ""),
+      options: runtimeOptions,
+    };
+    /** Resolves with this client once the role is known (and, as owner, the runtime is up). */
+    this.ready = this._request("init", { config }, options.bootTimeoutMs ?? 120_000).then((info) => {
+      this.role = info.role;
+      this.jobs = info.jobs ?? [];
+      this.jobErrors = info.jobErrors ?? [];
+      return this;
+    });
+    this.ready.catch(() => this._terminate());
+  }
+
+  // -- runs ---------------------------------------------------------------------------
+
+  /** Queue a run of `job`; resolves with the run (its `disposition` says how it was obtained). */
+  trigger(job, input, options = {}) {
+    return this._request("trigger", { job, input, options });
+  }
+
+  /** Trigger and wait for the output; rejects with RunFailedError, CancelledError or WaitTimeoutError. */
+  triggerAndWait(job, input, { timeout, ...options } = {}) {
+    return this._request("triggerAndWait", { job, input, options, timeout }, this._waitBudget(timeout));
+  }
+
+  /** Wait for a run to finish; resolves with the run. */
+  waitForRun(runId, { timeout } = {}) {
+    return this._request("waitForRun", { runId, timeout }, this._waitBudget(timeout));
+  }
+
+  getRun(runId) {
+    return this._request("getRun", { runId });
+  }
+
+  /** Runs matching every filter, newest first: {status, jobName, labels, limit, offset}. */
+  getRuns(filter = {}) {
+    return this._request("getRuns", filter);
+  }
+
+  countRuns(filter = {}) {
+    return this._request("countRuns", filter);
+  }
+
+  getSteps(runId) {
+    return this._request("getSteps", { runId });
+  }
+
+  getLogs(runId) {
+    return this._request("getLogs", { runId });
+  }
+
+  getJobs() {
+    return this._request("getJobs", {});
+  }
+
+  cancel(runId) {
+    return this._request("cancel", { runId });
+  }
+
+  retrigger(runId) {
+    return this._request("retrigger", { runId });
+  }
+
+  deleteRun(runId) {
+    return this._request("deleteRun", { runId });
+  }
+
+  /** Delete up to `limit` finished runs completed before `olderThan` (Date, ISO string or ms). */
+  purgeRuns({ olderThan, limit } = {}) {
+    const when = olderThan instanceof Date ? olderThan.toISOString() : olderThan;
+    return this._request("purgeRuns", { olderThan: when, limit });
+  }
+
+  // -- events -------------------------------------------------------------------------
+
+  /** Listen to one event type, or "*" for every event; returns a function that unsubscribes. */
+  on(type, listener) {
+    if (!this._listeners.has(type)) this._listeners.set(type, new Set());
+    this._listeners.get(type).add(listener);
+    return () => this._listeners.get(type)?.delete(listener);
+  }
+
+  /** Iterate over one run's events; ends after its terminal event (at once if it is finished). */
+  async *subscribe(runId) {
+    const queue = [];
+    let wake = null;
+    const off = this.on("*", (event) => {
+      if (event.runId !== runId) return;
+      queue.push(event);
+      wake?.();
+    });
+    try {
+      const run = await this.getRun(runId);
+      if (!run) throw namedError("NotFoundError", `run ${runId} not found`);
+      let finished = TERMINAL_STATUSES.includes(run.status);
+      while (true) {
+        while (queue.length) {
+          const event = queue.shift();
+          yield event;
+          if (TERMINAL_RUN_EVENTS.includes(event.type)) return;
+        }
+        if (finished || this.closed) return;
+        await new Promise((resolve) => (wake = resolve));
+        wake = null;
+      }
+    } finally {
+      off();
+    }
+  }
+
+  // -- lifecycle ----------------------------------------------------------------------
+
+  /** Stop the runtime, release the database and the lock, and end the worker. */
+  async close() {
+    if (this.closed) return;
+    try {
+      await this._request("close", {}, 10_000);
+    } finally {
+      this._terminate();
+    }
+  }
+
+  // -- plumbing -----------------------------------------------------------------------
+
+  _waitBudget(timeout) {
+    // The runtime enforces `timeout`; the extra margin only catches a worker that went silent.
+    return timeout == null ? 0 : Number(timeout) + this._requestTimeoutMs;
+  }
+
+  _request(type, fields, timeoutMs = this._requestTimeoutMs) {
+    if (this.closed) return Promise.reject(namedError("DurablyError", "the client is closed"));
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this._pending.delete(id);
+              reject(namedError("TimeoutError", `${type}: no answer from the durably worker within ${timeoutMs} ms`));
+            }, timeoutMs)
+          : null;
+      this._pending.set(id, { resolve, reject, timer });
+      try {
+        this._port.postMessage({ ...fields, id, type });
+      } catch (error) {
+        this._pending.delete(id);
+        clearTimeout(timer);
+        reject(namedError("ValidationError", `${type}: the request cannot be sent to the worker: ${error.message}`));
+      }
+    });
+  }
+
+  _onMessage(message) {
+    if (message?.type === "event") {
+      this._emit(message.event);
+      return;
+    }
+    const pending = this._pending.get(message?.id);
+    if (!pending) {
+      if (message?.ok === false) this._emit({ type: "worker:error", error: `${message.error?.name}: ${message.error?.message}`, context: "unmatched response" });
+      return;
+    }
+    this._pending.delete(message.id);
+    clearTimeout(pending.timer);
+    if (message.ok) pending.resolve(message.result);
+    else pending.reject(toError(message.error));
+  }
+
+  _emit(event) {
+    for (const key of [event.type, "*"]) {
+      for (const listener of this._listeners.get(key) ?? []) {
+        try {
+          listener(event);
+        } catch (error) {
+          console.error(`durably: a listener for ${event.type} threw`, error);
+        }
+      }
+    }
+  }
+
+  async _becomeOwner() {
+    this.role = "owner";
+    try {
+      this.jobs = await this.getJobs();
+    } catch (error) {
+      console.error("durably: could not list jobs after taking ownership", error);
+    }
+  }
+
+  _fail(error) {
+    this._emit({ type: "worker:error", error: `${error.name}: ${error.message}`, context: "worker" });
+    this._rejectAll(error);
+  }
+
+  _rejectAll(error) {
+    for (const { reject, timer } of this._pending.values()) {
+      clearTimeout(timer);
+      reject(error);
+    }
+    this._pending.clear();
+  }
+
+  _terminate() {
+    if (this.closed) return;
+    this.closed = true;
+    this._rejectAll(namedError("DurablyError", "the client is closed"));
+    this._worker.terminate();
+    this._port.close();
+  }
+}
