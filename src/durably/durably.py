@@ -312,10 +312,13 @@ class Durably:
         if claimed is None:
             return None
         run, lease = claimed
-        return RunExecution(self, self.jobs[run.job_name].definition, run, lease)
+        execution = RunExecution(self, self.jobs[run.job_name].definition, run, lease)
+        # Known from the claim on, not from when its task starts: a cancel in between
+        # must reach it.
+        self._executions[run.id] = execution
+        return execution
 
     async def _execute(self, execution: RunExecution) -> Outcome:
-        self._executions[execution.run.id] = execution
         try:
             return await execution.execute()
         finally:

@@ -8,7 +8,7 @@ strings) that the browser bridge sends to the page.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -36,10 +36,15 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def datetime_to_ms(value: datetime) -> int:
     if value.tzinfo is None:
         raise ValueError("use a timezone-aware datetime (e.g. datetime.now(UTC))")
-    return int(value.timestamp() * 1000)
+    # Integer arithmetic: float timestamps * 1000 can land just below the millisecond.
+    return (value - _UNIX_EPOCH) // _ONE_MS
 
 
 def _json_safe(value: object) -> object:

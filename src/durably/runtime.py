@@ -113,6 +113,9 @@ class RunExecution:
 
     async def execute(self) -> Outcome:
         assert self.run.lease_expires_at is not None
+        if self.signal.reason is not None:
+            # Cancelled between the claim and now: the job never starts.
+            return "cancelled" if self.signal.reason == "cancelled" else "lease-lost"
         self.emit(
             RunLeasedEvent,
             lease_owner=self.lease.owner,

@@ -1,0 +1,197 @@
+"""Test harness for the unit suite: a fake clock, the store backends every shared
+scenario runs against, one test database, and small helpers (event recorder,
+waiting on a condition, driving one execution).
+
+A new backend is one more entry in `STORE_KINDS`. Time that matters (leases,
+retention, ordering) comes from `FakeClock`, which tests advance explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durably import Durably, SqliteStore, Store, create_durably
+from durably.runtime import Outcome
+
+#: 2023-11-14T22:13:20Z: a fixed, readable start for every fake clock.
+EPOCH_MS = 1_700_000_000_000
+
+
+class FakeClock:
+    """Epoch milliseconds that only move when a test advances them."""
+
+    def __init__(self, start_ms: int = EPOCH_MS) -> None:
+        self.ms = start_ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def advance(self, ms: int) -> int:
+        self.ms += ms
+        return self.ms
+
+
+# -- store backends -------------------------------------------------------------------
+
+
+class StoreOpener:
+    """Opens stores on one test database; every call reaches the same data."""
+
+    def open(self) -> Store:
+        raise NotImplementedError
+
+    def raw(self) -> sqlite3.Connection:
+        """A plain sqlite3 connection to the same data, for checking tables directly."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class FileOpener(StoreOpener):
+    """A WAL database file; each `open()` is its own connection, as another process has.
+
+    Stores use ``synchronous=NORMAL``: commits are equally visible and atomic, only
+    not fsynced one by one, which keeps the suite fast on slow disks. (The crash test
+    runs the default, FULL.)"""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self._raw: sqlite3.Connection | None = None
+
+    def open(self) -> Store:
+        return SqliteStore(self.path, synchronous="NORMAL")
+
+    def raw(self) -> sqlite3.Connection:
+        if self._raw is None:
+            self._raw = sqlite3.connect(self.path, isolation_level=None)
+        return self._raw
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+
+
+class MemoryOpener(StoreOpener):
+    """One ":memory:" connection, so every runtime of the test shares one store."""
+
+    def __init__(self) -> None:
+        self._store = SqliteStore(":memory:")
+
+    def open(self) -> Store:
+        return self._store
+
+    def raw(self) -> sqlite3.Connection:
+        return self._store._conn
+
+
+STORE_KINDS: dict[str, Callable[[Path], StoreOpener]] = {
+    "file": lambda tmp: FileOpener(tmp / "durably.db"),
+    "memory": lambda tmp: MemoryOpener(),
+}
+
+
+@dataclass
+class Database:
+    """One test's database: open runtimes on it, read its tables directly."""
+
+    kind: str
+    opener: StoreOpener
+    clock: FakeClock
+    runtimes: list[Durably] = field(default_factory=list)
+
+    async def runtime(self, jobs: Iterable[Any] = (), **options: Any) -> Durably:
+        """A migrated runtime on this database using the test's clock (worker not started)."""
+        options.setdefault("clock", self.clock)
+        durably = create_durably(self.opener.open(), list(jobs), **options)
+        await durably.migrate()
+        self.runtimes.append(durably)
+        return durably
+
+    def raw(self) -> sqlite3.Connection:
+        return self.opener.raw()
+
+    def count(self, table: str, where: str = "1", params: Iterable[Any] = ()) -> int:
+        sql = f"SELECT count(*) FROM {table} WHERE {where}"
+        return int(self.raw().execute(sql, tuple(params)).fetchone()[0])
+
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.raw().execute(sql, tuple(params)).fetchall()]
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+class Recorder:
+    """Every event a runtime emits, in order."""
+
+    def __init__(self, durably: Durably) -> None:
+        #: Event subclasses, typed loosely so tests can read their own fields.
+        self.events: list[Any] = []
+        self.unsubscribe = durably.on("*", self.events.append)
+
+    def types(self, run_id: str | None = None) -> list[str]:
+        return [e.type for e in self.events if run_id is None or e.run_id == run_id]
+
+    def of(self, event_type: str) -> list[Any]:
+        return [e for e in self.events if e.type == event_type]
+
+
+def record(durably: Durably) -> Recorder:
+    return Recorder(durably)
+
+
+async def until(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0, what: str = ""
+) -> None:
+    """Wait (yielding to the loop) until `predicate` holds; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.001)
+
+
+async def claim_and_execute(durably: Durably) -> Outcome | None:
+    """Claim one run and execute it, returning the execution's outcome (None: nothing)."""
+    execution = durably._claim_next()
+    if execution is None:
+        return None
+    return await durably._execute(execution)
+
+
+def count_polls(durably: Durably) -> Callable[[], int]:
+    """Count the runtime's claim attempts (one per worker cycle with a free slot);
+    returns a function that reads the count."""
+    calls = [0]
+    claim = durably.store.claim_next
+
+    def counting(*args: Any) -> Any:
+        calls[0] += 1
+        return claim(*args)
+
+    durably.store.claim_next = counting  # type: ignore[method-assign,assignment]
+    return lambda: calls[0]
+
+
+async def idle_cycles(polls: Callable[[], int], cycles: int = 5) -> None:
+    """Wait until the worker has gone round its loop `cycles` more times."""
+    target = polls() + cycles
+    await until(lambda: polls() >= target, what=f"{cycles} worker cycles")
+
+
+class Crash(BaseException):
+    """Abandons an execution mid-run as a killed process would: nothing catches it."""
