@@ -173,8 +173,10 @@ class Durably:
         await self._worker.stop(timeout)
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop (see `stop`) and close the store."""
+        """Stop (see `stop`) and close the store. Pending `wait_for_run` calls and
+        subscriptions end with a DurablyError."""
         await self.stop(timeout)
+        await self._waiters.close()
         self.store.close()
 
     def reclaim_leases(self) -> int:

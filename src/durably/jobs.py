@@ -182,13 +182,20 @@ class JobHandle:
 
     async def batch_trigger(self, items: Sequence[Any]) -> list[Run]:
         """Trigger several runs. Each item is an input, or ``{"input": ..., "options": {...}}``
-        with the keyword options of `trigger`. Every input is validated before any is stored."""
+        with the keyword options of `trigger`. Every input and its options are validated
+        before any run is stored."""
         prepared: list[tuple[Any, dict[str, Any]]] = []
         for item in items:
             if isinstance(item, Mapping) and "input" in item and set(item) <= {"input", "options"}:
                 prepared.append((item["input"], dict(item.get("options") or {})))
             else:
                 prepared.append((item, {}))
-        for raw, _ in prepared:
+        for raw, options in prepared:
             self.definition.parse_input(raw)
+            self.durably._check_options(
+                options.get("idempotency_key"),
+                options.get("concurrency_key"),
+                options.get("coalesce"),
+                options.get("labels"),
+            )
         return [await self.trigger(raw, **options) for raw, options in prepared]

@@ -93,9 +93,9 @@ class RunExecution:
         self.raise_if_stopped()
 
     def stop_if_signalled(self, step_name: str, index: int) -> None:
-        if self.signal.cancelled:
+        if self.signal.reason == "cancelled":
             self.emit(StepCancelEvent, step_name=step_name, step_index=index)
-            self.raise_if_stopped()
+        self.raise_if_stopped()
 
     async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None:
         # A step that gave up because the signal fired was stopped, not failed.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +88,20 @@ class WebRequestHandler(SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class WebServer(ThreadingHTTPServer):
+    """A threading server that does not print tracebacks for connections the browser
+    dropped (a reload or a closed tab cancels requests mid-response)."""
+
+    daemon_threads = True
+    verbose = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError) and not self.verbose:
+            return
+        super().handle_error(request, client_address)
+
+
 def check_web_root(root: Path) -> Path:
     """Return the resolved web root, or raise :class:`WebRootError` saying what to do."""
     root = root.resolve()
@@ -99,17 +114,17 @@ def check_web_root(root: Path) -> Path:
 
 def create_server(
     root: Path, host: str = "127.0.0.1", port: int = 8000, *, verbose: bool = False
-) -> ThreadingHTTPServer:
+) -> WebServer:
     """Bind a server for ``root`` (port 0 picks a free port; see ``server_address``)."""
     root = check_web_root(root)
     handler_class = type("BoundWebRequestHandler", (WebRequestHandler,), {"verbose": verbose})
     handler = functools.partial(handler_class, directory=str(root))
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = WebServer((host, port), handler)
+    server.verbose = verbose
     return server
 
 
-def base_url(server: ThreadingHTTPServer) -> str:
+def base_url(server: WebServer) -> str:
     """The ``http://host:port`` the server is really bound to."""
     host, port = server.server_address[:2]
     shown = host.decode() if isinstance(host, bytes) else host
@@ -137,12 +152,12 @@ def serving_in_thread(
 def serve(root: Path, host: str = "127.0.0.1", port: int = 8000, *, verbose: bool = False) -> None:
     """Serve ``root`` in the foreground until Ctrl-C, printing the demo URL first."""
     server = create_server(root, host, port, verbose=verbose)
-    print(f"Serving {check_web_root(root)} at {base_url(server)}{DEMO_PATH}", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
     if threading.current_thread() is threading.main_thread():
         # A process manager's SIGTERM stops us as cleanly as Ctrl-C does.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+    try:  # from the first line printed on: whoever reads it may interrupt us at once
+        print(f"Serving {check_web_root(root)} at {base_url(server)}{DEMO_PATH}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("Stopped.", flush=True)

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from .errors import CancelledError, NotFoundError, RunFailedError, WaitTimeoutError
+from .errors import (
+    CancelledError,
+    DurablyError,
+    NotFoundError,
+    RunFailedError,
+    WaitTimeoutError,
+)
 from .events import TERMINAL_RUN_EVENTS, Event
 from .models import Run, RunStatus
 
@@ -25,8 +32,26 @@ class RunWaiters:
         self._durably = durably
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._closed = False
+        # Queues of live subscriptions; close() puts None in each to end them.
+        self._subscribers: set[asyncio.Queue[Event | None]] = set()
         for event_type in TERMINAL_RUN_EVENTS:
             durably.emitter.on(event_type, self._on_terminal)
+
+    async def close(self) -> None:
+        """End every wait and subscription: the runtime is closing."""
+        self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._poller
+        for futures in self._waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(DurablyError("the runtime was closed while waiting"))
+        self._waiting.clear()
+        for queue in self._subscribers:
+            queue.put_nowait(None)
 
     def _on_terminal(self, event: Event) -> None:
         if event.run_id is not None:
@@ -39,6 +64,8 @@ class RunWaiters:
 
     async def wait(self, run_id: str, timeout: float | None) -> Run:
         """The finished run; RunFailedError, CancelledError, NotFoundError or WaitTimeoutError."""
+        if self._closed:
+            raise DurablyError("the runtime is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Register before reading, so a run finishing in between is not missed.
         self._waiting.setdefault(run_id, []).append(future)
@@ -93,15 +120,19 @@ class RunWaiters:
                     self._resolve(run_id)
 
     async def subscribe(self, run_id: str) -> AsyncIterator[Event]:
-        """This process's events of one run, ending after its terminal event."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        """This process's events of one run, ending after its terminal event (or when
+        the runtime closes)."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
         def enqueue(event: Event) -> None:
             if event.run_id == run_id:
                 queue.put_nowait(event)
 
         unsubscribe = self._durably.emitter.on("*", enqueue)
+        self._subscribers.add(queue)
         try:
+            if self._closed:
+                return
             run = self._durably.store.get_run(run_id)
             if run is None:
                 raise NotFoundError(f"run {run_id} not found")
@@ -117,8 +148,11 @@ class RunWaiters:
                     if (status is None or status.is_terminal) and queue.empty():
                         return
                     continue
+                if event is None:
+                    return
                 yield event
                 if event.type in TERMINAL_RUN_EVENTS:
                     return
         finally:
+            self._subscribers.discard(queue)
             unsubscribe()

@@ -107,7 +107,9 @@ async def test_stale_holder_writes_nothing(db: Database, clock: FakeClock, kind:
 
     # A announced nothing of what it could not write, and recorded no failure.
     late = {e.type for e in a_events.events[mark:]}
-    assert not late & {"step:complete", "run:progress", "log:write", "run:complete", "run:fail"}
+    assert not late & {
+        "step:complete", "step:cancel", "run:progress", "log:write", "run:complete", "run:fail"
+    }  # fmt: skip
     assert execution.signal.reason == "lease-lost"
     if kind in ("step", "progress", "log"):
         assert seen == ["lease-lost"]  # raised inside the job as LeaseLostError

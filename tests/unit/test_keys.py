@@ -252,6 +252,14 @@ async def test_batch_trigger_validates_every_input_before_storing_any(db: Databa
             [{"email": "a@x", "age": 1}, {"email": "b@x", "age": "?"}]
         )
     assert db.count("durably_runs") == 0
+    with pytest.raises(ValidationError, match="label"):
+        await durably.jobs["signup"].batch_trigger(
+            [
+                {"email": "a@x", "age": 1},
+                {"input": {"email": "b@x", "age": 2}, "options": {"labels": {"n": 2}}},
+            ]
+        )
+    assert db.count("durably_runs") == 0
     runs = await durably.jobs["signup"].batch_trigger(
         [
             {"email": "a@x", "age": 1},

@@ -11,7 +11,13 @@ import pytest
 from harness import Database, FakeClock, record, until
 
 from durably import CancellationSignal, Event, RunStatus, define_job
-from durably.errors import CancelledError, NotFoundError, RunFailedError, WaitTimeoutError
+from durably.errors import (
+    CancelledError,
+    DurablyError,
+    NotFoundError,
+    RunFailedError,
+    WaitTimeoutError,
+)
 from durably.store import Lease
 
 QUICK_POLL_MS = 5
@@ -215,3 +221,26 @@ async def test_renewal_of_a_cancelled_run_fires_cancelled(db: Database) -> None:
     await asyncio.wait_for(execution._keep_lease(), 1)
     assert execution.signal.reason == "cancelled"
     assert isinstance(execution.lease, Lease)
+
+
+async def test_close_ends_waits_and_subscriptions(db: Database) -> None:
+    durably = await db.runtime([echo], polling_interval_ms=QUICK_POLL_MS)
+    run = await durably.jobs["echo"].trigger("never processed")
+    waiter = asyncio.ensure_future(durably.wait_for_run(run.id))
+    events: list[Event] = []
+
+    async def consume() -> None:
+        async for event in durably.subscribe(run.id):
+            events.append(event)
+
+    subscription = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.02)  # both are waiting, and the poller has run
+    assert not waiter.done() and not subscription.done()
+    db.runtimes.remove(durably)
+    await durably.close()
+    with pytest.raises(DurablyError, match="closed while waiting"):
+        await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(subscription, 1)
+    assert events == []
+    with pytest.raises(DurablyError, match="closed"):
+        await durably.wait_for_run(run.id)
