@@ -109,7 +109,9 @@ def lay_out_pyodide() -> None:
         name for name in PYODIDE_FILES if copy_if_changed(NODE_PYODIDE / name, PYODIDE_DIR / name)
     ]
     for stale in PYODIDE_DIR.iterdir():
-        if stale.name not in PYODIDE_FILES:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.name not in PYODIDE_FILES:
             stale.unlink()
     print(f"pyodide runtime: {len(copied)} of {len(PYODIDE_FILES)} files updated")
 

@@ -28,7 +28,9 @@ SERVER_START_TIMEOUT_S = 30
 
 
 def load_playwright_config() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("playwright_config", REPO / "playwright.config.py")
+    spec = importlib.util.spec_from_file_location(
+        "playwright_config", REPO / "playwright.config.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -49,8 +51,12 @@ def server() -> Iterator[str]:
     """Run ``python -m durably serve --port 0`` for the session; yield its base URL."""
     if not (WEB_ROOT / "vendor" / "manifest.json").is_file():
         pytest.fail("web/vendor/manifest.json is missing: run `make setup` first")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
-                                                                     os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
     command = [sys.executable, "-m", "durably", "serve", "--host", "127.0.0.1", "--port", "0",
                "--root", str(WEB_ROOT)]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
@@ -59,7 +65,7 @@ def server() -> Iterator[str]:
         first_line = process.stdout.readline()  # "Serving <root> at http://HOST:PORT/demo/"
         if not first_line:
             pytest.fail(f"`{' '.join(command)}` exited with {process.wait(SERVER_START_TIMEOUT_S)}")
-        demo_url = first_line.split(" at ", 1)[1].strip()
+        demo_url = first_line.rsplit(" at ", 1)[1].strip()
         yield demo_url.removesuffix("/demo/")
     finally:
         process.terminate()

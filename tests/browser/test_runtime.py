@@ -8,9 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import BrowserContext
-
 from helpers import call, call_error, open_demo, wait_ready
+from playwright.sync_api import BrowserContext
 
 
 def step_executions(logs: list[dict[str, Any]]) -> Counter[str]:

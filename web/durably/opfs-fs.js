@@ -25,6 +25,13 @@
 //   ENOSPC/EIO/... and are kept in `lastError` for diagnosis.
 // - Emscripten's fcntl locks are no-ops; exclusion comes from the exclusive sync access
 //   handles plus the caller's Web Lock.
+//
+// Durability.  handle.write() hands the bytes to the OS before it returns (Chromium
+// writes the OPFS file from the worker's process, without a buffer of its own), so with
+// `synchronous=NORMAL` a commit survives a crashed tab or browser once it returns.
+// fsync (SQLite's sync, routed here by bootPyodide) calls handle.flush(), so with
+// `synchronous=FULL` it also survives an OS crash or power loss.  Off-the-record
+// (incognito) profiles keep OPFS in memory: there neither holds past the session.
 
 const FILE_SUFFIXES = ["", "-wal", "-journal"];
 const DIRECTORY_MODE = 0o40777;
@@ -42,6 +49,9 @@ const OPEN_RETRY_DELAYS_MS = [25, 50, 100, 200, 400, 800, 1500];
  * @property {string} databasePath   `${mountPoint}/${databaseName}`: pass it to sqlite3.connect.
  * @property {string[]} paths        Every pooled file's path in Pyodide's filesystem.
  * @property {{reads: number, writes: number, flushes: number}} counters  I/O calls so far.
+ * @property {number} openRetries  How often opening a handle had to wait for a previous
+ *   page to release it (NoModificationAllowedError).
+ * @property {() => void} flush  Flush every pooled handle now.
  * @property {boolean} syncFlushes  Whether SQLite's syncs reach handle.flush().  SQLite
  *   syncs with fdatasync(), which plain Emscripten ignores; bootPyodide() routes it to
  *   fsync.  When false, commits survive a crashed tab but not an OS crash.
@@ -78,14 +88,18 @@ export async function mountOpfs(
   const root = await navigator.storage.getDirectory();
   const directory = await root.getDirectoryHandle(directoryName, { create: true });
 
+  // name -> {handle, present}: `handle` is open from here until close(); `present` is
+  // whether the file exists for Emscripten (see the invariants above).
   /** @type {Map<string, {handle: FileSystemSyncAccessHandle, present: boolean}>} */
   const slots = new Map();
+  let openRetries = 0;
   try {
     for (const suffix of FILE_SUFFIXES) {
       const name = databaseName + suffix;
       const file = await directory.getFileHandle(name, { create: true });
-      const handle = await openSyncAccessHandle(file, `${directoryName}/${name}`);
-      slots.set(name, { handle, present: handle.getSize() > 0 });
+      const opened = await openSyncAccessHandle(file, `${directoryName}/${name}`);
+      openRetries += opened.retries;
+      slots.set(name, { handle: opened.handle, present: opened.handle.getSize() > 0 });
     }
   } catch (error) {
     for (const { handle } of slots.values()) handle.close();
@@ -117,7 +131,13 @@ export async function mountOpfs(
     databasePath: `${mountPoint}/${databaseName}`,
     paths: [...slots.keys()].map((name) => `${mountPoint}/${name}`),
     counters: state.counters,
+    openRetries,
     syncFlushes,
+    flush() {
+      if (state.closed) throw new Error("the OPFS mount is closed");
+      for (const { handle } of slots.values()) handle.flush();
+      state.counters.flushes += slots.size;
+    },
     lastError: () => state.lastError,
     close() {
       if (state.closed) return;
@@ -163,7 +183,7 @@ function requireCapabilities() {
 async function openSyncAccessHandle(file, label) {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await file.createSyncAccessHandle();
+      return { handle: await file.createSyncAccessHandle(), retries: attempt };
     } catch (error) {
       if (error?.name !== "NoModificationAllowedError") {
         throw new Error(`cannot open ${label} in OPFS: ${describe(error)}`, { cause: error });
@@ -197,7 +217,8 @@ function createFilesystem(pyodide, slots, state, trace) {
       return action();
     } catch (error) {
       if (error?.name === "ErrnoError") throw error;
-      state.lastError = { op, file, name: error?.name ?? "Error", message: String(error?.message ?? error) };
+      const name = error?.name ?? "Error";
+      state.lastError = { op, file, name, message: String(error?.message ?? error) };
       trace?.(op, file, state.lastError);
       // QuotaExceededError: out of quota or disk.  Anything else (InvalidStateError on a
       // closed handle, an I/O error from the browser) is reported to SQLite as EIO.
@@ -208,8 +229,9 @@ function createFilesystem(pyodide, slots, state, trace) {
   function attributes(node, size) {
     const time = new Date(node.timestamp);
     return {
-      dev: 1, ino: node.id, mode: node.mode, nlink: 1, uid: 0, gid: 0, rdev: 0, size,
-      atime: time, mtime: time, ctime: time, blksize: BLOCK_SIZE, blocks: Math.ceil(size / BLOCK_SIZE),
+      dev: 1, ino: node.id, mode: node.mode, nlink: 1, uid: 0, gid: 0, rdev: 0,
+      size, blksize: BLOCK_SIZE, blocks: Math.ceil(size / BLOCK_SIZE),
+      atime: time, mtime: time, ctime: time,
     };
   }
 
@@ -259,7 +281,7 @@ function createFilesystem(pyodide, slots, state, trace) {
         slot.present = false;
       });
     },
-    readdir: () => [".", "..", ...[...slots].filter(([, slot]) => slot.present).map(([name]) => name)],
+    readdir: () => [".", "..", ...[...slots.keys()].filter((name) => slots.get(name).present)],
     rename: refuse("EPERM"),
     rmdir: refuse("EPERM"),
     symlink: refuse("EPERM"),
@@ -278,29 +300,35 @@ function createFilesystem(pyodide, slots, state, trace) {
   };
 
   const fileNodeOps = {
-    getattr: (node) => guard("stat", node.name, () => attributes(node, node.slot.handle.getSize())),
+    // The live size, never a cached one.
+    getattr: (node) =>
+      guard("stat", node.name, () => attributes(node, node.slot.handle.getSize())),
     setattr(node, attr) {
-      if (attr.mode != null) node.mode = FILE_MODE;  // permissions are not modelled
       if (attr.mtime != null) node.timestamp = Number(attr.mtime);
-      if (attr.size != null) guard("truncate", node.name, () => node.slot.handle.truncate(attr.size));
+      if (attr.size != null) {
+        guard("truncate", node.name, () => node.slot.handle.truncate(attr.size));
+      }
+      // chmod/chown are accepted and ignored: OPFS has no permissions to keep.
     },
   };
 
   const fileStreamOps = {
     llseek: (stream, offset, whence) =>
-      seek(stream, offset, whence, () => guard("seek", stream.node.name, () => stream.node.slot.handle.getSize())),
+      seek(stream, offset, whence, () =>
+        guard("seek", stream.node.name, () => stream.node.slot.handle.getSize()),
+      ),
     read: (stream, buffer, offset, length, position) =>
       guard("read", stream.node.name, () => {
         state.counters.reads++;
-        return stream.node.slot.handle.read(buffer.subarray(offset, offset + length), { at: position });
+        const view = buffer.subarray(offset, offset + length);
+        return stream.node.slot.handle.read(view, { at: position });
       }),
     write: (stream, buffer, offset, length, position) =>
       guard("write", stream.node.name, () => {
         if (length === 0) return 0;
         state.counters.writes++;
-        const written = stream.node.slot.handle.write(buffer.subarray(offset, offset + length), {
-          at: position,
-        });
+        const view = buffer.subarray(offset, offset + length);
+        const written = stream.node.slot.handle.write(view, { at: position });
         // At quota Chromium may return a short or bogus count (an error sentinel read as
         // unsigned) instead of throwing; SQLite must see a failed write, not success.
         if (written !== length) {

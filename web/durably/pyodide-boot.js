@@ -61,12 +61,13 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
   const errors = [];
   // A URL (not a name) makes loadPackage skip the lock file: micropip's PyPI wheel is
   // not the build the lock file's sha256 describes.
-  await pyodide.loadPackage(wheelUrl(manifest.micropip), {
+  const micropipUrl = wheelUrl(manifest.micropip);
+  await pyodide.loadPackage(micropipUrl, {
     messageCallback: () => {},
     errorCallback: (message) => errors.push(message),
   });
   if (errors.length) {
-    throw new Error(`cannot load micropip from ${wheelUrl(manifest.micropip)}: ${errors.join("; ")}`);
+    throw new Error(`cannot load micropip from ${micropipUrl}: ${errors.join("; ")}`);
   }
   const micropip = pyodide.pyimport("micropip");
   const urls = pyodide.toPy(manifest.wheels.map(wheelUrl));
