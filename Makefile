@@ -31,9 +31,11 @@ chromium:
 demo: setup
 	$(PY) -m durably serve --host $(HOST) --port $(PORT)
 
+LINTED := src tests scripts playwright.config.py $(wildcard bench)
+
 lint: setup-python
-	$(PY) -m ruff check src tests scripts bench
-	$(PY) -m ruff format --check src tests scripts bench
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy
 
 test-unit: setup-python
