@@ -143,6 +143,8 @@ class RunWaiters:
                 try:
                     event = await asyncio.wait_for(queue.get(), interval)
                 except TimeoutError:
+                    if self._closed:
+                        return
                     # Fallback for runs finished by another process.
                     status = self._durably.store.get_statuses([run_id]).get(run_id)
                     if (status is None or status.is_terminal) and queue.empty():
