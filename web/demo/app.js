@@ -1,80 +1,66 @@
-// The demo page: starts the runtime with the demo's jobs and lists runs live.
+// The demo page: starts the runtime with the demo's jobs, shows its runs with
+// <durably-runs>, triggers jobs from two small forms and makes the app work offline.
+//
+// `?db=<name>` picks the database (default "demo"), so several independent demos can
+// live side by side in one browser profile.
+
 import { createDurably } from "../durably/client.js";
+import "../durably/runs-element.js";
+import { registerServiceWorker } from "./offline.js";
 
-const status = document.querySelector("#status");
-const tbody = document.querySelector("#runs tbody");
+const database = new URLSearchParams(location.search).get("db") || "demo";
+const runs = document.querySelector("durably-runs");
+const formStatus = document.querySelector("#form-status");
+const offlineStatus = document.querySelector("#offline-status");
+const forms = document.querySelectorAll("form");
 
-window.durablyReady = createDurably({
-  database: "demo",
-  jobs: ["/demo/jobs.py"],
-  onBoot: (phase) => (status.textContent = `Starting: ${phase}…`),
-});
+/** Resolves with the DurablyClient once this tab is the owner or knows it is secondary. */
+window.durablyReady = createDurably({ database, jobs: ["./jobs.py"], onBoot: runs.onBoot });
+runs.connect(window.durablyReady);
 
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text; // job text is always shown as text, never as HTML
-  return td;
+function enableForms(enabled) {
+  for (const button of document.querySelectorAll("form button")) button.disabled = !enabled;
 }
 
-async function render(durably) {
-  const runs = await durably.getRuns({ limit: 50 });
-  tbody.replaceChildren(
-    ...runs.map((run) => {
-      const row = document.createElement("tr");
-      const progress = run.progress ? `${run.progress.current}/${run.progress.total ?? "?"}` : "";
-      row.append(cell(run.jobName), cell(run.status), cell(progress), cell(new Date(run.createdAt).toLocaleTimeString()));
-      const actions = document.createElement("td");
-      const action = (label, fn) => {
-        const button = document.createElement("button");
-        button.textContent = label;
-        button.onclick = () => fn(run.id).catch((error) => alert(`${error.name}: ${error.message}`));
-        actions.append(button);
-      };
-      if (run.status === "pending" || run.status === "leased") action("Cancel", (id) => durably.cancel(id));
-      else {
-        action("Retrigger", (id) => durably.retrigger(id));
-        action("Delete", (id) => durably.deleteRun(id));
-      }
-      row.append(actions);
-      return row;
-    }),
-  );
+function inputOf(form) {
+  const data = new FormData(form);
+  if (form.id === "countdown-form") {
+    return ["countdown", { steps: Number(data.get("steps")), step_ms: Number(data.get("step_ms")) }];
+  }
+  return ["import-csv", { csv: String(data.get("csv")), chunk_rows: Number(data.get("chunk_rows")) }];
 }
 
 window.durablyReady.then(
   (durably) => {
-    const showRole = () => {
-      status.dataset.role = durably.role;
-      status.textContent =
-        durably.role === "owner"
-          ? `Ready: jobs ${durably.jobs.join(", ")}`
-          : "Another tab owns the job runtime for this database; this tab shows its warning until that tab closes.";
-    };
-    showRole();
-    durably.on("owner", showRole);
-    let queued = false;
-    durably.on("*", (event) => {
-      if (queued || !event.runId) return;
-      queued = true; // at most one refresh per frame, however many events arrive
-      requestAnimationFrame(() => {
-        queued = false;
-        render(durably).catch(() => {});
+    enableForms(durably.role === "owner");
+    durably.on("owner", () => enableForms(true));
+    for (const form of forms) {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const [job, input] = inputOf(form);
+        try {
+          const run = await durably.trigger(job, input);
+          formStatus.textContent = `Started ${job} (run ${run.id.slice(0, 8)}).`;
+        } catch (error) {
+          formStatus.textContent = `Could not start ${job}: ${error.name}: ${error.message}`;
+        }
       });
-    });
-    if (durably.role === "owner") render(durably);
-    document.querySelector("#countdown-form").onsubmit = (e) => {
-      e.preventDefault();
-      const form = new FormData(e.target);
-      durably.trigger("countdown", { steps: Number(form.get("steps")), step_ms: Number(form.get("step_ms")) })
-        .catch((error) => alert(`${error.name}: ${error.message}`));
-    };
-    document.querySelector("#csv-form").onsubmit = (e) => {
-      e.preventDefault();
-      durably.trigger("import-csv", { csv: new FormData(e.target).get("csv") })
-        .catch((error) => alert(`${error.name}: ${error.message}`));
-    };
+    }
   },
-  (error) => {
-    status.textContent = `Could not start: ${error.name}: ${error.message}`;
-  },
+  () => enableForms(false), // <durably-runs> shows why
+);
+
+// Offline support is set up once the runtime has started, so the first visit does not
+// download the runtime twice at the same time.
+window.durablyReady.catch(() => {}).then(() =>
+  registerServiceWorker({
+    onStatus: (text) => (offlineStatus.textContent = text),
+    onUpdateReady: (apply) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Reload to update";
+      button.addEventListener("click", apply);
+      offlineStatus.replaceChildren("A new version is ready. ", button);
+    },
+  }).catch((error) => (offlineStatus.textContent = `Offline use is unavailable: ${error.message}`)),
 );
