@@ -208,6 +208,7 @@ def write_manifest(
             unlisted.unlink()
     manifest = {
         "pyodideVersion": pyodide_version,
+        "pyodideFiles": list(PYODIDE_FILES),
         "micropip": micropip.name,
         "wheels": wheels,
         "version": vendor_version(),

@@ -35,9 +35,8 @@ const APP_FILES = [
   "durably/runs-view.js",
   "durably/runs-style.js",
 ];
-/** The runtime: the manifest lists the wheels; these are the Pyodide files it loads. */
+/** The runtime: manifest.json lists the Pyodide files and the wheels it loads. */
 const VENDOR = "vendor/";
-const PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"];
 
 const url = (path) => new URL(path, self.location.href).href;
 const APP_URLS = new Set(APP_FILES.map(url));
@@ -93,7 +92,7 @@ async function fetchOk(href) {
 
 function vendorUrls(manifest) {
   const files = [
-    ...(Array.isArray(manifest.pyodideFiles) ? manifest.pyodideFiles : PYODIDE_FILES).map((name) => `pyodide/${name}`),
+    ...manifest.pyodideFiles.map((name) => `pyodide/${name}`),
     ...[manifest.micropip, ...manifest.wheels].filter(Boolean).map((name) => `wheels/${name}`),
   ];
   return files.map((file) => url(`${VENDOR}${file}`));

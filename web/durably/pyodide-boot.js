@@ -12,6 +12,7 @@
 /**
  * @typedef {object} VendorManifest
  * @property {string} pyodideVersion  Version of the vendored Pyodide runtime.
+ * @property {string[]} pyodideFiles  The runtime files in `pyodide/` (what a cache must hold).
  * @property {string} micropip        File name of micropip's wheel in `wheels/`.
  * @property {string[]} wheels        Wheel file names in install order, durably's last.
  * @property {string} version         Content hash of the vendor files (for cache names).
