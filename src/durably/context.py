@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import math
 from collections.abc import Awaitable, Callable
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from .encoding import from_json, to_json
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from .runtime import RunExecution
 
 #: Progress is written to the database at most this often (every call still emits an event).
+#: Progress reported in between is stored with the next step's commit, or by a timer once
+#: the interval has passed, whichever comes first.
 PROGRESS_PERSIST_INTERVAL_MS = 250
 
 
@@ -92,6 +95,8 @@ class Step:
         self._current_step: str | None = None
         self._pending_progress: str | None = None
         self._progress_written_at = -math.inf
+        #: Writes the pending progress once the interval has passed (None: none scheduled).
+        self._progress_timer: asyncio.TimerHandle | None = None
         self.log = StepLog(self)
 
     @property
@@ -124,7 +129,6 @@ class Step:
         if name in self._stored:
             return from_json(self._stored[name])
 
-        self._flush_progress()
         started_at = execution.now_ms()
         execution.require(execution.store.start_step(execution.lease, index, started_at))
         execution.emit(StepStartEvent, step_name=name, step_index=index)
@@ -143,9 +147,11 @@ class Step:
             self._current_step = None
         execution.stop_if_signalled(name, index)
         completed_at = execution.now_ms()
+        # One commit per step: the output, the count and the latest progress together.
+        progress_json = self.take_pending_progress(completed_at)
         execution.require(
             execution.store.persist_step(
-                execution.lease, name, index, output_json, started_at, completed_at
+                execution.lease, name, index, output_json, started_at, completed_at, progress_json
             )
         )
         output = from_json(output_json)
@@ -175,11 +181,31 @@ class Step:
         progress = Progress(current=current, total=total, message=message)
         self._pending_progress = to_json(progress.to_dict(), "progress")
         now = self._execution.now_ms()
-        if now - self._progress_written_at >= PROGRESS_PERSIST_INTERVAL_MS:
+        waited = now - self._progress_written_at
+        if waited >= PROGRESS_PERSIST_INTERVAL_MS:
             self._flush_progress()
+        elif self._progress_timer is None:
+            delay = (PROGRESS_PERSIST_INTERVAL_MS - waited) / 1000
+            self._progress_timer = asyncio.get_running_loop().call_later(
+                delay, self._flush_progress_later
+            )
         self._execution.emit(RunProgressEvent, progress=progress)
 
+    def take_pending_progress(self, now: int) -> str | None:
+        """The progress not stored yet, for the caller's commit to store (None if none)."""
+        self.cancel_progress_timer()
+        progress, self._pending_progress = self._pending_progress, None
+        if progress is not None:
+            self._progress_written_at = now
+        return progress
+
+    def cancel_progress_timer(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
+
     def _flush_progress(self) -> None:
+        self.cancel_progress_timer()
         if self._pending_progress is None:
             return
         execution = self._execution
@@ -189,6 +215,17 @@ class Step:
         )
         self._pending_progress = None
         self._progress_written_at = now
+
+    def _flush_progress_later(self) -> None:
+        self._progress_timer = None
+        if self._execution.signal.cancelled or self._execution.finished:
+            return
+        try:
+            self._flush_progress()
+        except (CancelledError, LeaseLostError):
+            pass  # the signal has fired: the run stops at its next step boundary
+        except Exception as exc:
+            self._execution.report_error(exc, "storing progress")
 
     def _write_log(self, level: LogLevel, message: str, data: Any) -> None:
         if not isinstance(message, str):
@@ -211,8 +248,23 @@ class Step:
         )
 
 
+#: `_takes_argument` of plain functions by (code, number of defaults): a job creates a
+#: new closure for every step, but from the same few code objects.
+_TAKES_ARGUMENT: dict[tuple[CodeType, int], bool] = {}
+
+
 def _takes_argument(fn: Callable[..., Any] | Callable[..., Awaitable[Any]]) -> bool:
     """True if `fn` can be called with one positional argument (the signal)."""
+    if isinstance(fn, FunctionType) and not fn.__kwdefaults__:
+        key = (fn.__code__, len(fn.__defaults__ or ()))
+        known = _TAKES_ARGUMENT.get(key)
+        if known is None:
+            known = _TAKES_ARGUMENT[key] = _inspect_takes_argument(fn)
+        return known
+    return _inspect_takes_argument(fn)
+
+
+def _inspect_takes_argument(fn: Callable[..., Any]) -> bool:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):

@@ -30,9 +30,16 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, with ``type`` first."""
         data: dict[str, Any] = {"type": self.type}
-        for f in fields(self):
-            data[f.name] = _json_safe(getattr(self, f.name))
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            # Every event of a run's steps is converted: look its class's fields up once.
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
+        for name in names:
+            data[name] = _json_safe(getattr(self, name))
         return data
+
+
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .context import CancellationSignal, Step
 from .encoding import from_json, to_json
-from .errors import CancelledError, LeaseLostError
+from .errors import CancelledError, LeaseLostError, StorageError
 from .events import (
     Event,
     LogWriteEvent,
@@ -58,6 +58,7 @@ class RunExecution:
         self.cancel_announced = False
         self._finished = False
         self._failed_step: str | None = None
+        self._step: Step | None = None
 
     # -- helpers used by Step --------------------------------------------------------
 
@@ -73,6 +74,13 @@ class RunExecution:
                 **fields,
             )
         )
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def report_error(self, exc: BaseException, context: str) -> None:
+        self.emit(WorkerErrorEvent, error=describe_error(exc), context=context)
 
     def raise_if_stopped(self) -> None:
         if self.signal.reason == "cancelled":
@@ -127,6 +135,8 @@ class RunExecution:
             return await self._execute()
         finally:
             self._finished = True
+            if self._step is not None:
+                self._step.cancel_progress_timer()
             keeper.cancel()
             with suppress(asyncio.CancelledError):
                 await keeper
@@ -134,14 +144,18 @@ class RunExecution:
     async def _execute(self) -> Outcome:
         started = self.now_ms()
         try:
-            step = Step(self, self.store.get_completed_step_outputs(self.run.id))
+            step = self._step = Step(self, self.store.get_completed_step_outputs(self.run.id))
             result = await self.definition.run(step, self.definition.load_input(self.run.input))
-            step._flush_progress()
             output_json = self.definition.dump_output(result)
             self.raise_if_stopped()
+            now = self.now_ms()
             self.require(
                 self.store.complete_run(
-                    self.lease, output_json, self.now_ms(), self.durably.settings.preserve_steps
+                    self.lease,
+                    output_json,
+                    now,
+                    self.durably.settings.preserve_steps,
+                    step.take_pending_progress(now),
                 )
             )
         except CancelledError as exc:
@@ -164,17 +178,28 @@ class RunExecution:
         return "completed"
 
     def _fail(self, exc: Exception) -> Outcome:
+        if self._step is not None:
+            # Progress reported before the failure is kept, as a finished step keeps it.
+            with suppress(Exception):
+                self._step._flush_progress()
         error = describe_error(exc)
         now = self.now_ms()
         trace = "".join(traceback.format_exception(exc))
-        if self.store.append_log(
-            self.lease,
-            "error",
-            error,
-            to_json({"traceback": trace}, "traceback"),
-            self._failed_step,
-            now,
-        ):
+        try:
+            logged = self.store.append_log(
+                self.lease,
+                "error",
+                error,
+                to_json({"traceback": trace}, "traceback"),
+                self._failed_step,
+                now,
+            )
+        except StorageError:
+            # The traceback is a courtesy; recording the failure itself (smaller) matters.
+            # If that cannot be stored either, the error propagates: the run stays leased
+            # until its lease runs out and is then claimed again.
+            logged = False
+        if logged:
             self.emit(
                 LogWriteEvent,
                 level="error",

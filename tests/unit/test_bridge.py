@@ -41,7 +41,14 @@ class Page:
         return {m["id"]: m for m in self.messages if "ok" in m}
 
     def events(self) -> list[dict[str, Any]]:
-        return [m["event"] for m in self.messages if m.get("type") == "event"]
+        """Every event, in order, whether posted alone or in a batch."""
+        found: list[dict[str, Any]] = []
+        for m in self.messages:
+            if m.get("type") == "event":
+                found.append(m["event"])
+            elif m.get("type") == "events":
+                found.extend(m["events"])
+        return found
 
 
 @pytest.fixture

@@ -51,7 +51,11 @@ export class DurablyClient {
       Object.entries(options).filter(([key]) => !CLIENT_OPTIONS.includes(key)),
     );
     if (onBoot) this.on(WORKER_EVENTS.BOOT, (event) => onBoot(event.phase, event));
-    this.on(WORKER_EVENTS.OWNER, () => this._becomeOwner());
+    this.on(WORKER_EVENTS.OWNER, (event) => {
+      this.role = "owner";
+      this.jobs = event.jobs ?? [];
+      this.jobErrors = event.jobErrors ?? [];
+    });
     this.on(WORKER_EVENTS.SECONDARY, () => (this.role = "secondary"));
 
     const workerUrl = options.workerUrl ?? new URL("./worker.js", import.meta.url);
@@ -227,6 +231,12 @@ export class DurablyClient {
       this._emit(message.event);
       return;
     }
+    if (message?.type === "events" && Array.isArray(message.events)) {
+      // One message per turn of the worker's event loop; listeners still get one call
+      // per event, in order.
+      for (const event of message.events) this._emit(event);
+      return;
+    }
     const pending = this._pending.get(message?.id);
     if (!pending) {
       if (message?.ok === false) this._emit({ type: "worker:error", error: `${message.error?.name}: ${message.error?.message}`, context: "unmatched response" });
@@ -247,15 +257,6 @@ export class DurablyClient {
           console.error(`durably: a listener for ${event.type} threw`, error);
         }
       }
-    }
-  }
-
-  async _becomeOwner() {
-    this.role = "owner";
-    try {
-      this.jobs = await this.getJobs();
-    } catch (error) {
-      console.error("durably: could not list jobs after taking ownership", error);
     }
   }
 

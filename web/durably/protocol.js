@@ -5,6 +5,7 @@
 //   request   page → worker  {id, type, ...fields}
 //   response  worker → page  {id, ok: true, result} | {id, ok: false, error: {name, message}}
 //   event     worker → page  {type: "event", event: {type, ...}}
+//   events    worker → page  {type: "events", events: [{type, ...}, ...]}  (several, in order)
 // Every request gets exactly one response. A message that is not a valid request
 // gets an error response (with id null when it had no usable id).
 

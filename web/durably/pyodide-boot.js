@@ -1,8 +1,8 @@
 // Boots Pyodide inside a module worker from our own origin only.
 //
 // Everything comes from `web/vendor/` (laid out by scripts/setup_web.py): the runtime
-// files, micropip's wheel and the wheels listed in manifest.json, installed with
-// deps=False so neither Pyodide's lock file nor any package index is ever consulted.
+// files, micropip's wheel and the wheels listed in manifest.json, loaded by URL so
+// neither Pyodide's lock file nor any package index is ever consulted.
 // Nothing is fetched from a CDN: `packageBaseUrl` points at the vendored runtime too.
 //
 // It also routes fdatasync() to the filesystem's fsync: SQLite syncs with fdatasync(),
@@ -58,27 +58,19 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
   });
 
   onPhase("installing-packages");
-  const wheelUrl = (name) => `${base}/wheels/${name}`;
+  // One loadPackage call for every vendored wheel: fetched in parallel and unpacked
+  // without importing micropip (which costs more than the unpacking itself). URLs, not
+  // names, so the lock file and its CDN are never consulted; the wheels were checked
+  // against their pinned hashes when web/vendor was laid out. micropip is installed
+  // too, so a job wheel can still be installed with it later.
+  const urls = [manifest.micropip, ...manifest.wheels].map((name) => `${base}/wheels/${name}`);
   const errors = [];
-  // A URL (not a name) makes loadPackage skip the lock file: micropip's PyPI wheel is
-  // not the build the lock file's sha256 describes.
-  const micropipUrl = wheelUrl(manifest.micropip);
-  await pyodide.loadPackage(micropipUrl, {
+  await pyodide.loadPackage(urls, {
     messageCallback: () => {},
     errorCallback: (message) => errors.push(message),
   });
   if (errors.length) {
-    throw new Error(`cannot load micropip from ${micropipUrl}: ${errors.join("; ")}`);
-  }
-  const micropip = pyodide.pyimport("micropip");
-  const urls = pyodide.toPy(manifest.wheels.map(wheelUrl));
-  try {
-    await micropip.install.callKwargs(urls, { deps: false });
-  } catch (error) {
-    throw new Error(`installing the vendored wheels failed: ${error.message}`, { cause: error });
-  } finally {
-    urls.destroy();
-    micropip.destroy();
+    throw new Error(`installing the vendored wheels failed: ${errors.join("; ")}`);
   }
   return { pyodide, manifest };
 }

@@ -2,9 +2,13 @@
 
 The worker hands every request to `Bridge.handle` as JSON text and posts
 whatever the bridge emits through the `post` callable it supplied: exactly one
-response per request (``{"id", "ok", "result" | "error"}``) and one
-``{"type": "event", "event": {...}}`` per runtime event. A request that fails for
-any reason gets an error response; nothing a page sends can stop the bridge.
+response per request (``{"id", "ok", "result" | "error"}``) and every runtime
+event, in order. Events emitted in one turn of the event loop travel as one
+message (``{"type": "events", "events": [...]}``, or ``{"type": "event", "event"}``
+for a single one): a job reporting progress in a tight loop costs one postMessage,
+not thousands. Queued events are always posted before any later response, so the
+page sees events and responses in the order they happened. A request that fails
+for any reason gets an error response; nothing a page sends can stop the bridge.
 """
 
 from __future__ import annotations
@@ -184,6 +188,10 @@ class Bridge:
         self._post = post
         # Strong references to request tasks in flight (asyncio keeps only weak ones).
         self._tasks: set[asyncio.Task[None]] = set()
+        # Events not posted yet, in emission order; posted together at the end of this
+        # turn of the event loop (`_flush_handle` is the scheduled post) or before a response.
+        self._queued: list[dict[str, Any]] = []
+        self._flush_handle: asyncio.Handle | None = None
         self._unsubscribe = durably.on("*", self._forward_event)
         #: What start-up found: registered jobs, job module errors, reclaimed runs.
         self.info: dict[str, Any] = {}
@@ -195,7 +203,26 @@ class Bridge:
         self._post(json.dumps(message, allow_nan=False, separators=(",", ":")))
 
     def _forward_event(self, event: Event) -> None:
-        self._send({"type": "event", "event": to_camel(event.to_dict())})
+        self._queued.append(to_camel(event.to_dict()))
+        if self._flush_handle is not None:
+            return
+        try:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush_events)
+        except RuntimeError:  # no running loop (e.g. while closing): post at once
+            self.flush_events()
+
+    def flush_events(self) -> None:
+        """Post the queued events now, as one message."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._queued:
+            return
+        events, self._queued = self._queued, []
+        if len(events) == 1:
+            self._send({"type": "event", "event": events[0]})
+        else:
+            self._send({"type": "events", "events": events})
 
     def handle(self, text: str) -> None:
         """Accept one request (JSON text); its response is posted when ready."""
@@ -221,6 +248,7 @@ class Bridge:
                 )
             result = await handler(self.durably, message)
             reply = {"id": request_id, "ok": True, "result": result}
+            self.flush_events()
             try:
                 self._send(reply)
                 return
@@ -230,6 +258,7 @@ class Bridge:
             error = {"name": "ProtocolError", "message": f"a request must be JSON: {exc}"}
         except Exception as exc:
             error = error_payload(exc)
+        self.flush_events()
         self._send({"id": request_id, "ok": False, "error": error})
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
@@ -237,6 +266,7 @@ class Bridge:
         `timeout` seconds are abandoned; the next owner resumes them."""
         await self.durably.close(timeout)
         self._unsubscribe()
+        self.flush_events()
 
 
 def _runtime_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,6 +311,7 @@ async def open_bridge(config_json: str, post: Post) -> Bridge:
     for error in job_errors:
         durably.report_error(DurablyError(error["message"]), "loading job modules")
     durably.start()
+    bridge.flush_events()  # start-up's events reach the page before its first reply
     bridge.info = {
         "protocol": PROTOCOL_VERSION,
         "jobs": sorted(durably.jobs),

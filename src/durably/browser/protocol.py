@@ -7,6 +7,7 @@ inside user data such as inputs, outputs, labels or log data).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,9 @@ from ..errors import ProtocolError
 PROTOCOL_VERSION = 1
 
 
+@functools.cache
 def camel_key(key: str) -> str:
+    # Only our own records' field names come here: a small, fixed set.
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 

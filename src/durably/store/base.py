@@ -101,13 +101,23 @@ class Store(ABC):
     # -- writes by the lease holder (fenced by generation) ---------------------------
 
     @abstractmethod
-    def start_step(self, lease: Lease, index: int, now: int) -> bool: ...
+    def start_step(self, lease: Lease, index: int, now: int) -> bool:
+        """Whether the lease still holds before step `index` starts. Writes nothing: the
+        run's position is stored with the step's outcome (`persist_step`)."""
 
     @abstractmethod
     def persist_step(
-        self, lease: Lease, name: str, index: int, output_json: str, started_at: int, now: int
+        self,
+        lease: Lease,
+        name: str,
+        index: int,
+        output_json: str,
+        started_at: int,
+        now: int,
+        progress_json: str | None = None,
     ) -> bool:
-        """Record a completed step and count it, atomically."""
+        """Record a completed step and count it (and the run's latest progress, if
+        given), atomically."""
 
     @abstractmethod
     def persist_step_failure(
@@ -115,7 +125,9 @@ class Store(ABC):
     ) -> bool: ...
 
     @abstractmethod
-    def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool: ...
+    def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
+        """Store the run's latest progress. Like a log line, it is committed at once but
+        need not be flushed on its own: the run's next step or completion flushes it."""
 
     @abstractmethod
     def append_log(
@@ -126,11 +138,18 @@ class Store(ABC):
         data_json: str | None,
         step_name: str | None,
         now: int,
-    ) -> bool: ...
+    ) -> bool:
+        """Store a log line, committed at once but flushed with the run's next step or
+        completion (see `update_progress`)."""
 
     @abstractmethod
     def complete_run(
-        self, lease: Lease, output_json: str, now: int, preserve_steps: bool
+        self,
+        lease: Lease,
+        output_json: str,
+        now: int,
+        preserve_steps: bool,
+        progress_json: str | None = None,
     ) -> bool: ...
 
     @abstractmethod

@@ -87,6 +87,7 @@ class SqliteStore(Store):
         if synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
         self.path = path
+        self._synchronous = synchronous
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, cached_statements=256)
             self._conn.row_factory = sqlite3.Row
@@ -114,9 +115,13 @@ class SqliteStore(Store):
             raise StorageError(f"cannot start a write on {self.path!r}: {exc}") from exc
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            # A statement that failed for storage reasons (e.g. SQLITE_FULL: "database or
+            # disk is full") surfaces as StorageError, as it does at BEGIN and COMMIT.
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                raise StorageError(f"database error on {self.path!r}: {exc}") from exc
             raise
         try:
             conn.execute("COMMIT")
@@ -136,6 +141,19 @@ class SqliteStore(Store):
     def _write_one(self, sql: str, params: Sequence[Any]) -> bool:
         """A single-statement write (atomic on its own); True if it changed a row."""
         return self._execute(sql, params).rowcount > 0
+
+    def _write_unflushed(self, sql: str, params: Sequence[Any]) -> bool:
+        """`_write_one` for advisory records (log lines, progress): committed at once, but
+        under synchronous=FULL not synced on its own. In WAL mode the next FULL commit
+        syncs the log file, and with it every frame written before, so the record is
+        as durable as the run's next step. This saves a sync per log line."""
+        if self._synchronous != "FULL":
+            return self._write_one(sql, params)
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            return self._write_one(sql, params)
+        finally:
+            self._conn.execute("PRAGMA synchronous = FULL")
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -295,19 +313,29 @@ class SqliteStore(Store):
     # -- writes by the lease holder --------------------------------------------------
 
     def start_step(self, lease: Lease, index: int, now: int) -> bool:
-        return self._write_one(
-            f"UPDATE durably_runs SET current_step_index = ?, updated_at = ? WHERE {_LEASE_GUARD}",
-            (index, now, lease.run_id, lease.generation),
-        )
+        # A read, not a write: a step that starts costs no commit. The step's own
+        # commit (persist_step) is fenced again and moves current_step_index on.
+        row = self._execute(
+            f"SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}", (lease.run_id, lease.generation)
+        ).fetchone()
+        return row is not None
 
     def persist_step(
-        self, lease: Lease, name: str, index: int, output_json: str, started_at: int, now: int
+        self,
+        lease: Lease,
+        name: str,
+        index: int,
+        output_json: str,
+        started_at: int,
+        now: int,
+        progress_json: str | None = None,
     ) -> bool:
         with self._transaction() as conn:
             counted = conn.execute(
                 "UPDATE durably_runs SET completed_step_count = completed_step_count + 1, "
-                f"current_step_index = ?, updated_at = ? WHERE {_LEASE_GUARD}",
-                (index + 1, now, lease.run_id, lease.generation),
+                "current_step_index = ?, progress = coalesce(?, progress), updated_at = ? "
+                f"WHERE {_LEASE_GUARD}",
+                (index + 1, progress_json, now, lease.run_id, lease.generation),
             ).rowcount
             if not counted:
                 return False
@@ -334,7 +362,7 @@ class SqliteStore(Store):
         )
 
     def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
-        return self._write_one(
+        return self._write_unflushed(
             f"UPDATE durably_runs SET progress = ?, updated_at = ? WHERE {_LEASE_GUARD}",
             (progress_json, now, lease.run_id, lease.generation),
         )
@@ -348,7 +376,7 @@ class SqliteStore(Store):
         step_name: str | None,
         now: int,
     ) -> bool:
-        return self._write_one(
+        return self._write_unflushed(
             "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
             "SELECT ?, ?, ?, ?, ?, ? "
             f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD})",
@@ -372,13 +400,14 @@ class SqliteStore(Store):
         value: str,
         now: int,
         preserve_steps: bool,
+        progress_json: str | None = None,
     ) -> bool:
         with self._transaction() as conn:
             changed = conn.execute(
                 f"UPDATE durably_runs SET status = ?, {column} = ?, completed_at = ?, "
-                "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL "
-                f"WHERE {_LEASE_GUARD}",
-                (str(status), value, now, now, lease.run_id, lease.generation),
+                "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                f"progress = coalesce(?, progress) WHERE {_LEASE_GUARD}",
+                (str(status), value, now, now, progress_json, lease.run_id, lease.generation),
             ).rowcount
             if changed and not preserve_steps:
                 conn.execute(
@@ -386,8 +415,17 @@ class SqliteStore(Store):
                 )
             return bool(changed)
 
-    def complete_run(self, lease: Lease, output_json: str, now: int, preserve_steps: bool) -> bool:
-        return self._finish(lease, RunStatus.COMPLETED, "output", output_json, now, preserve_steps)
+    def complete_run(
+        self,
+        lease: Lease,
+        output_json: str,
+        now: int,
+        preserve_steps: bool,
+        progress_json: str | None = None,
+    ) -> bool:
+        return self._finish(
+            lease, RunStatus.COMPLETED, "output", output_json, now, preserve_steps, progress_json
+        )
 
     def fail_run(self, lease: Lease, error: str, now: int, preserve_steps: bool) -> bool:
         return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps)

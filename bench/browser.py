@@ -1,0 +1,469 @@
+"""The browser workloads: the demo server, a headless Chromium with an on-disk profile
+(ordinary Playwright contexts keep OPFS in memory), and web/testing/bench.html.
+
+Every figure is measured next to its floor in the same browser: a step commit next
+to a raw 4 KiB OPFS write+flush in the same worker, a boot next to a bare
+`loadPyodide()` in the same page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_MS = 300_000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    countdown_steps: int = 100
+    countdown_reps: int = 3
+    raw_writes: int = 300
+    one_step_runs: int = 200
+    ten_step_runs: int = 50
+    wait_runs: int = 200
+    progress_events: int = 5_000
+    idle_seconds: float = 10.0
+    memory_runs: int = 1_000
+    scale_terminal: int = 10_000
+    scale_pending: int = 1_000
+    resume_steps: int = 20
+    resume_after: int = 5
+    resume_step_ms: int = 100
+    warm_reps: int = 3
+    commit_rounds: int = 2
+    storage_commits: int = 100
+    storage_filler_kib: tuple[int, ...] = (64, 1024, 8192)
+
+
+QUICK = Sizes(
+    countdown_steps=20,
+    countdown_reps=1,
+    raw_writes=50,
+    one_step_runs=20,
+    ten_step_runs=5,
+    wait_runs=20,
+    progress_events=200,
+    idle_seconds=1.0,
+    memory_runs=20,
+    scale_terminal=300,
+    scale_pending=30,
+    resume_steps=6,
+    resume_after=2,
+    resume_step_ms=100,
+    warm_reps=1,
+    commit_rounds=1,
+    storage_commits=10,
+    storage_filler_kib=(64,),
+)
+
+
+def _load_launch_options() -> dict[str, Any]:
+    namespace: dict[str, Any] = {}
+    exec((REPO / "playwright.config.py").read_text(), namespace)
+    options: dict[str, Any] = namespace["launch_options"]()
+    return options
+
+
+@contextmanager
+def serve() -> Iterator[str]:
+    """`python -m durably serve --port 0` on web/; yields the base URL."""
+    if not (REPO / "web" / "vendor" / "manifest.json").is_file():
+        raise SystemExit("web/vendor/manifest.json is missing: run `make setup` first")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [
+        sys.executable,
+        "-m",
+        "durably",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--root",
+        str(REPO / "web"),
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise SystemExit(f"`{' '.join(command)}` exited with {process.wait()}")
+        yield line.rsplit(" at ", 1)[1].strip().removesuffix("/demo/")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+class Browser:
+    """Fresh on-disk profiles on demand, each a first visit."""
+
+    def __init__(self, playwright: Playwright, base_url: str, root: Path) -> None:
+        self._playwright = playwright
+        self._options = _load_launch_options()
+        self.base_url = base_url
+        self._root = root
+        self._count = 0
+
+    def profile(self) -> BrowserContext:
+        self._count += 1
+        context = self._playwright.chromium.launch_persistent_context(
+            self._root / f"profile-{self._count}", **self._options
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        return context
+
+    def open(self, context: BrowserContext, config: dict[str, Any] | None = None) -> Page:
+        page = context.pages[0] if context.pages else context.new_page()
+        query = f"?config={quote(json.dumps(config))}" if config is not None else ""
+        page.goto(f"{self.base_url}/testing/bench.html{query}")
+        page.wait_for_function("() => window.bench !== undefined")
+        return page
+
+
+def call(page: Page, script: str, arg: Any = None) -> Any:
+    """Evaluate `async (bench, arg) => ...` in the bench page."""
+    return page.evaluate(f"async (arg) => ({script})(window.bench, arg)", arg)
+
+
+def ready(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate("() => window.benchReady")
+    if result and result.get("jobErrors"):
+        raise RuntimeError(f"job modules failed: {result['jobErrors']}")
+    return result
+
+
+def start(page: Page, config: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = call(page, "(b, c) => b.start(c)", config)
+    if result.get("jobErrors"):
+        raise RuntimeError(f"job modules failed: {result['jobErrors']}")
+    return result
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ratio(value: float, baseline: float) -> float:
+    return round(value / baseline, 3) if baseline else float("nan")
+
+
+# -- workloads --------------------------------------------------------------------------
+
+
+def boot_times(browser: Browser, sizes: Sizes) -> dict[str, Any]:
+    """Time to ready vs bare loadPyodide(): cold (first visit) and warm (cached)."""
+    context = browser.profile()
+    try:
+        page = browser.open(context)
+        cold = start(page, {"database": "boot"})
+        call(page, "(b) => b.close()")
+        warm_ready, warm_bare, warm_phases = [], [], []
+        for _ in range(sizes.warm_reps):
+            page = browser.open(context)
+            warm_bare.append(call(page, "(b) => b.bareBoot()")["ms"])
+            page = browser.open(context)
+            booted = start(page, {"database": "boot"})
+            warm_ready.append(booted["readyMs"])
+            warm_phases.append(booted["phases"])
+            call(page, "(b) => b.close()")
+    finally:
+        context.close()
+    context = browser.profile()
+    try:
+        cold_bare = call(browser.open(context), "(b) => b.bareBoot()")["ms"]
+    finally:
+        context.close()
+    warm = _median(warm_ready)
+    bare = _median(warm_bare)
+    return {
+        "cold": {
+            "readyMs": round(cold["readyMs"]),
+            "bareBootMs": round(cold_bare),
+            "ratio": ratio(cold["readyMs"], cold_bare),
+            "phasesMs": {k: round(v) for k, v in cold["phases"].items()},
+        },
+        "warm": {
+            "readyMs": round(warm),
+            "bareBootMs": round(bare),
+            "ratio": ratio(warm, bare),
+            "budget": 1.25,
+            "phasesMs": {k: round(v) for k, v in warm_phases[len(warm_phases) // 2].items()},
+            "samples": {
+                "readyMs": [round(v) for v in warm_ready],
+                "bareBootMs": [round(v) for v in warm_bare],
+            },
+        },
+    }
+
+
+def step_commit(page: Page, sizes: Sizes) -> dict[str, Any]:
+    """Countdown runs with step_ms=0 between two raw write+flush measurements."""
+    raw = [call(page, "(b, n) => b.raw(n)", sizes.raw_writes)["us"]]
+    runs = [
+        call(page, "(b, n) => b.countdown({steps: n})", sizes.countdown_steps)
+        for _ in range(sizes.countdown_reps)
+    ]
+    raw.append(call(page, "(b, n) => b.raw(n)", sizes.raw_writes)["us"])
+    return {"raw": raw, "runs": runs}
+
+
+def summarize_steps(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = sorted((r for s in samples for r in s["runs"]), key=lambda r: r["msPerStep"])
+    middle = runs[len(runs) // 2]
+    floor_us = _median([us for s in samples for us in s["raw"]])
+    return {
+        "usPerStep": round(middle["msPerStep"] * 1000),
+        "rawWriteFlushUs": round(floor_us),
+        "ratio": ratio(middle["msPerStep"] * 1000, floor_us),
+        "budget": 1.0,
+        "opfsPerStep": {k: round(v, 2) for k, v in middle["io"].items()},
+        "samplesUsPerStep": [round(r["msPerStep"] * 1000) for r in runs],
+        "samplesRawUs": [round(us) for s in samples for us in s["raw"]],
+    }
+
+
+def throughput(page: Page, sizes: Sizes, *, wait: bool = False) -> dict[str, Any]:
+    def batch(count: int, steps: int) -> dict[str, Any]:
+        result = call(
+            page,
+            "(b, a) => b.runBatch(a)",
+            {"job": "bench-steps", "input": {"steps": steps}, "count": count, "wait": wait},
+        )
+        if result["failed"]:
+            raise RuntimeError(f"{result['failed']} benchmark runs did not complete")
+        return {
+            "runs": count,
+            "runsPerS": round(result["runsPerS"], 1),
+            "opfsPerRun": {k: round(v, 1) for k, v in result["io"].items()},
+        }
+
+    out = {"oneStep": batch(sizes.one_step_runs, 1)}
+    if not wait:
+        out["tenStep"] = batch(sizes.ten_step_runs, 10)
+    return out
+
+
+def memory(page: Page, sizes: Sizes) -> dict[str, Any]:
+    def snapshot() -> dict[str, Any]:
+        heap: dict[str, Any] = call(page, "(b) => b.probe('heap')")
+        # The worker's JS heap is not observable from a page (performance.memory is a
+        # window API); the page's, where every event arrives, is.
+        heap["pageJsHeapUsedBytes"] = page.evaluate("() => performance.memory?.usedJSHeapSize")
+        return heap
+
+    after_boot = snapshot()
+    batch = {"job": "bench-steps", "input": {"steps": 1}, "count": sizes.memory_runs}
+    snapshots = {"afterBoot": after_boot}
+    for i in range(1, 4):
+        call(page, "(b, a) => b.runBatch(a)", batch)
+        snapshots[f"after{i * sizes.memory_runs}Runs"] = snapshot()
+    first, last = snapshots[f"after{sizes.memory_runs}Runs"], snapshot()
+
+    def per_run(key: str) -> float | None:
+        if last.get(key) is None or first.get(key) is None:
+            return None
+        return round((last[key] - first[key]) / (2 * sizes.memory_runs), 2)
+
+    return {
+        **snapshots,
+        "growthPerRunAfterFirstBatch": {
+            key: per_run(key) for key in ("wasmHeapBytes", "pythonObjects", "pageJsHeapUsedBytes")
+        },
+    }
+
+
+def scale(page: Page, sizes: Sizes) -> dict[str, Any]:
+    seeded = call(
+        page,
+        "(b, a) => b.probe('seed', a)",
+        {"terminal": sizes.scale_terminal, "pending": sizes.scale_pending},
+    )
+    size = call(page, "(b) => b.probe('size')")
+    reps = 5
+
+    def timed(name: str, query: dict[str, Any]) -> dict[str, Any]:
+        result = call(
+            page,
+            "(b, a) => b.timed(a.name, a.query, a.reps)",
+            {"name": name, "query": query, "reps": reps},
+        )
+        value = result["result"]
+        return {
+            "ms": round(result["ms"], 1),
+            "rows": len(value) if isinstance(value, list) else value,
+        }
+
+    queries = {
+        "getRunsByLabelAndStatus": timed(
+            "getRuns", {"labels": {"user": "user-3"}, "status": "completed", "limit": 50}
+        ),
+        "getRunsByStatus": timed("getRuns", {"status": "failed", "limit": 50}),
+        "getRunsNewest": timed("getRuns", {"limit": 50}),
+        "countByLabelAndStatus": timed(
+            "countRuns", {"labels": {"tenant": "tenant-2"}, "status": "completed"}
+        ),
+        "countByStatus": timed("countRuns", {"status": "pending"}),
+        "countAll": timed("countRuns", {}),
+    }
+    purge = call(page, "(b, n) => b.purge({limit: n})", sizes.scale_terminal + 10_000)
+    return {
+        "storedRuns": size["runs"],
+        "seedMs": round(seeded["ms"]),
+        "bytesPerRun": round(size["bytesPerRun"]),
+        "databaseBytes": size["databaseBytes"],
+        "queriesMs": queries,
+        "purge": {
+            "runs": purge["purged"],
+            "ms": round(purge["ms"]),
+            "runsPerS": round(purge["runsPerS"]),
+        },
+    }
+
+
+def resume(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[str, Any]:
+    config = {"database": "resume"}
+    page = browser.open(context, config)
+    ready(page)
+    run = call(
+        page,
+        "(b, a) => b.trigger('countdown', a)",
+        {"steps": sizes.resume_steps, "step_ms": sizes.resume_step_ms},
+    )
+    run_id = run["id"]
+    page.wait_for_function(
+        "([id, n]) => window.bench.events(id).filter((e) => e.type === 'step:complete')"
+        ".length >= n",
+        arg=[run_id, sizes.resume_after],
+        polling=5,
+    )
+    page.reload()
+    page.wait_for_function("() => window.bench !== undefined")
+    booted = ready(page)
+    completed_before = sizes.resume_after
+    page.wait_for_function(
+        "(id) => window.bench.events(id).some((e) => e.type === 'run:complete')", arg=run_id
+    )
+    events = call(page, "(b, id) => b.events(id)", run_id)
+    first_start = next(e for e in events if e["type"] == "step:start")
+    done = next(e for e in events if e["type"] == "run:complete")
+    logs = call(page, "(b, id) => b.getLogs(id)", run_id)
+    executions: dict[str, int] = {}
+    for log in logs:
+        executions[log["message"]] = executions.get(log["message"], 0) + 1
+    rerun = sum(1 for i in range(completed_before) if executions.get(f"executing step-{i}", 0) > 1)
+    remaining_ms = (sizes.resume_steps - first_start["stepIndex"]) * sizes.resume_step_ms
+    bare = call(page, "(b) => b.bareBoot()")["ms"]
+    return {
+        "steps": sizes.resume_steps,
+        "reloadedAfterSteps": completed_before,
+        "resumedAtStep": first_start["stepIndex"],
+        "reloadToReadyMs": round(booted["started"] + booted["readyMs"]),
+        "bootPhasesMs": {k: round(booted["started"] + v) for k, v in booted["phases"].items()},
+        "reloadToNextStepMs": round(first_start["t"]),
+        "readyToNextStepMs": round(first_start["t"] - booted["started"] - booted["readyMs"]),
+        "reloadToCompleteMs": round(done["t"]),
+        "remainingStepTimeMs": remaining_ms,
+        "bareBootMs": round(bare),
+        "overBareBootMs": round(first_start["t"] - bare),
+        "budgetOverBareBootMs": 300,
+        "completedStepsRerun": rerun,
+    }
+
+
+def storage_comparison(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[str, Any]:
+    """Per-commit cost: our filesystem vs mountNativeFS with syncfs after every commit."""
+    page = browser.open(context)
+    out = {}
+    for kib in sizes.storage_filler_kib:
+        result = call(
+            page,
+            "(b, a) => b.compareStorage(a)",
+            {"commits": sizes.storage_commits, "fillerKiB": kib},
+        )
+        out[f"database{kib}KiB"] = {
+            "oursUsPerCommit": round(result["oursUsPerCommit"]),
+            "nativeFsSyncfsUsPerCommit": round(result["nativeFsUsPerCommit"]),
+            "nativeFsWithoutSyncUsPerCommit": round(result["nativeFsNoSyncUsPerCommit"]),
+            "nativeFsOverOurs": round(result["ratio"], 2),
+        }
+    return out
+
+
+def run_browser(sizes: Sizes, log: Any = print) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with (
+        serve() as base_url,
+        sync_playwright() as playwright,
+        tempfile.TemporaryDirectory(prefix="durably-bench-") as root,
+    ):
+        browser = Browser(playwright, base_url, Path(root))
+        log("boot: cold and warm, against bare loadPyodide()")
+        results["boot"] = boot_times(browser, sizes)
+        context = browser.profile()
+        try:
+            # FULL and NORMAL alternate, so a change in the machine's load hits both.
+            samples: dict[str, list[dict[str, Any]]] = {"FULL": [], "NORMAL": []}
+            for round_ in range(sizes.commit_rounds):
+                for synchronous in ("FULL", "NORMAL"):
+                    log(f"step commit, synchronous={synchronous} (round {round_ + 1})")
+                    page = browser.open(context)
+                    database = f"steps-{synchronous.lower()}"
+                    start(page, {"database": database, "synchronous": synchronous})
+                    if round_ == 0 and synchronous == "FULL":
+                        log("memory")
+                        results["memory"] = memory(page, sizes)
+                    samples[synchronous].append(step_commit(page, sizes))
+                    if round_ == 0 and synchronous == "FULL":
+                        log("idle cost")
+                        results["idle"] = call(
+                            page, "(b, s) => b.idle({seconds: s})", sizes.idle_seconds
+                        )
+                        log("event delivery")
+                        results["events"] = call(
+                            page, "(b, n) => b.progressBurst({count: n})", sizes.progress_events
+                        )
+                    call(page, "(b) => b.close()")
+            modes = {mode: summarize_steps(found) for mode, found in samples.items()}
+            full, normal = modes["FULL"]["usPerStep"], modes["NORMAL"]["usPerStep"]
+            results["stepCommit"] = {**modes, "fullOverNormal": ratio(full, normal)}
+            results["throughput"] = {}
+            for concurrency in (1, 4):
+                log(f"throughput, maxConcurrentRuns={concurrency}")
+                page = browser.open(context)
+                start(
+                    page,
+                    {"database": f"throughput-{concurrency}", "maxConcurrentRuns": concurrency},
+                )
+                results["throughput"][f"maxConcurrentRuns{concurrency}"] = throughput(page, sizes)
+                if concurrency == 1:
+                    log("triggerAndWait throughput")
+                    results["throughput"]["triggerAndWait"] = throughput(page, sizes, wait=True)
+                call(page, "(b) => b.close()")
+            log("scale")
+            page = browser.open(context)
+            start(page, {"database": "scale"})
+            results["scale"] = scale(page, sizes)
+            call(page, "(b) => b.close()")
+            log("resume after reload")
+            results["resume"] = resume(browser, context, sizes)
+            log("storage: ours vs mountNativeFS + syncfs")
+            results["storageComparison"] = storage_comparison(browser, context, sizes)
+        finally:
+            context.close()
+    return results

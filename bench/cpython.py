@@ -1,0 +1,194 @@
+"""The same workloads under CPython on a file database, for reference: a step commit
+next to a raw 4 KiB os.write + os.fsync on the same disk, throughput, idle cost and
+scale."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from durably import create_durably
+from durably.store import SqliteStore
+
+from .browser import REPO, Sizes, ratio
+
+
+def _load(relative: str, name: str) -> ModuleType:
+    """Import one of the browser's job modules by path: the very same jobs run here."""
+    spec = importlib.util.spec_from_file_location(name, REPO / relative)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEMO_JOBS = _load("web/demo/jobs.py", "durably_bench_demo_jobs")
+BENCH_JOBS = _load("web/testing/bench_jobs.py", "durably_bench_jobs")
+
+
+def raw_write_fsync_us(directory: Path, count: int) -> float:
+    path = directory / "raw.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    block = b"\x07" * 4096
+    try:
+        for i in range(10):
+            os.pwrite(fd, block, i * 4096)
+        os.fsync(fd)
+        started = time.perf_counter()
+        for i in range(count):
+            os.pwrite(fd, block, (i % 256) * 4096)
+            os.fsync(fd)
+        return (time.perf_counter() - started) * 1e6 / count
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+async def _runtime(path: Path, synchronous: str, concurrency: int = 1) -> Any:
+    store = SqliteStore(str(path), synchronous=synchronous)  # type: ignore[arg-type]
+    durably = create_durably(
+        store,
+        [BENCH_JOBS.bench_steps, DEMO_JOBS.countdown],
+        max_concurrent_runs=concurrency,
+        polling_interval_ms=1000,
+    )
+    await durably.init()
+    return durably
+
+
+async def _step_commit(directory: Path, synchronous: str, sizes: Sizes) -> float:
+    durably = await _runtime(directory / f"steps-{synchronous}.db", synchronous)
+    try:
+        samples = []
+        for _ in range(sizes.countdown_reps):
+            started = time.perf_counter()
+            await durably.jobs["countdown"].trigger_and_wait(
+                {"steps": sizes.countdown_steps, "step_ms": 0}
+            )
+            samples.append((time.perf_counter() - started) * 1e6 / sizes.countdown_steps)
+        return sorted(samples)[len(samples) // 2]
+    finally:
+        await durably.close()
+
+
+async def _throughput(directory: Path, concurrency: int, sizes: Sizes) -> dict[str, Any]:
+    durably = await _runtime(directory / f"tp-{concurrency}.db", "FULL", concurrency)
+    out: dict[str, Any] = {}
+    try:
+        for name, count, steps in (
+            ("oneStep", sizes.one_step_runs, 1),
+            ("tenStep", sizes.ten_step_runs, 10),
+        ):
+            job = durably.jobs["bench-steps"]
+            started = time.perf_counter()
+            runs = await asyncio.gather(*(job.trigger({"steps": steps}) for _ in range(count)))
+            await asyncio.gather(*(durably.wait_for_run(r.id) for r in runs))
+            out[name] = {
+                "runs": count,
+                "runsPerS": round(count / (time.perf_counter() - started), 1),
+            }
+        if concurrency == 1:
+            job = durably.jobs["bench-steps"]
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(job.trigger_and_wait({"steps": 1}) for _ in range(sizes.wait_runs))
+            )
+            rate = sizes.wait_runs / (time.perf_counter() - started)
+            out["triggerAndWait"] = {"runs": sizes.wait_runs, "runsPerS": round(rate, 1)}
+    finally:
+        await durably.close()
+    return out
+
+
+async def _idle(directory: Path, sizes: Sizes) -> dict[str, Any]:
+    durably = await _runtime(directory / "idle.db", "FULL")
+    statements: list[str] = []
+    try:
+        await asyncio.sleep(0.2)
+        durably.store._conn.set_trace_callback(statements.append)
+        await asyncio.sleep(sizes.idle_seconds)
+        durably.store._conn.set_trace_callback(None)
+    finally:
+        await durably.close()
+    writes = [
+        s
+        for s in statements
+        if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "BEGIN"))
+    ]
+    return {"statementsPerS": len(statements) / sizes.idle_seconds, "writeStatements": len(writes)}
+
+
+async def _scale(directory: Path, sizes: Sizes) -> dict[str, Any]:
+    durably = await _runtime(directory / "scale.db", "FULL")
+    conn: sqlite3.Connection = durably.store._conn
+    try:
+        BENCH_JOBS._seed(conn, sizes.scale_terminal, sizes.scale_pending)
+        size = BENCH_JOBS._size(conn)
+
+        async def timed(coro_fn: Any) -> float:
+            samples = []
+            for _ in range(5):
+                started = time.perf_counter()
+                await coro_fn()
+                samples.append((time.perf_counter() - started) * 1000)
+            return round(sorted(samples)[2], 2)
+
+        queries = {
+            "getRunsByLabelAndStatus": await timed(
+                lambda: durably.get_runs(status="completed", labels={"user": "user-3"}, limit=50)
+            ),
+            "countByLabelAndStatus": await timed(
+                lambda: durably.count_runs(status="completed", labels={"tenant": "tenant-2"})
+            ),
+            "countAll": await timed(lambda: durably.count_runs()),
+        }
+        started = time.perf_counter()
+        purged = await durably.purge_runs(datetime.now(UTC) + timedelta(seconds=1), 100_000)
+        purge_s = time.perf_counter() - started
+    finally:
+        await durably.close()
+    return {
+        "storedRuns": size["runs"],
+        "bytesPerRun": round(size["bytesPerRun"]),
+        "queriesMs": queries,
+        "purge": {"runs": purged, "runsPerS": round(purged / purge_s)},
+    }
+
+
+async def _run(sizes: Sizes) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="durably-bench-", dir=os.environ.get("TMPDIR")) as d:
+        directory = Path(d)
+        raw = raw_write_fsync_us(directory, sizes.raw_writes)
+        full = await _step_commit(directory, "FULL", sizes)
+        normal = await _step_commit(directory, "NORMAL", sizes)
+        results: dict[str, Any] = {
+            "stepCommit": {
+                "FULL": {
+                    "usPerStep": round(full),
+                    "rawWriteFsyncUs": round(raw),
+                    "ratio": ratio(full, raw),
+                },
+                "NORMAL": {"usPerStep": round(normal), "ratio": ratio(normal, raw)},
+                "fullOverNormal": ratio(full, normal),
+            },
+            "throughput": {
+                "maxConcurrentRuns1": await _throughput(directory, 1, sizes),
+                "maxConcurrentRuns4": await _throughput(directory, 4, sizes),
+            },
+            "idle": await _idle(directory, sizes),
+            "scale": await _scale(directory, sizes),
+            "filesystem": str(directory),
+        }
+    return results
+
+
+def run_cpython(sizes: Sizes) -> dict[str, Any]:
+    return asyncio.run(_run(sizes))
