@@ -8,7 +8,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean
+.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean torture bench
 
 setup: setup-python setup-web
 
@@ -45,6 +45,17 @@ test-browser: setup chromium
 	$(PY) -m pytest tests/browser
 
 test: lint test-unit test-browser
+
+# Crash torture: TORTURE_N random interruptions of the owner tab (SEED=n to replay a
+# run). `make test` runs a quick version (tests/browser/test_reliability_torture.py).
+TORTURE_N ?= 50
+torture: setup chromium
+	$(PY) tests/browser/torture.py -n $(TORTURE_N) $(if $(SEED),--seed $(SEED))
+
+# Benchmarks: prints one JSON document and writes bench/results/latest.json.
+# QUICK=1 runs small sizes (checks that every benchmark works; its figures mean little).
+bench: setup chromium
+	$(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) node_modules web/vendor .pytest_cache .mypy_cache .ruff_cache

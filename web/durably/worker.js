@@ -141,6 +141,10 @@ async function init(options) {
   if (typeof options?.database !== "string" || !DATABASE_NAME.test(options.database)) {
     throw Object.assign(new Error(`database must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(options?.database)}`), { name: "ValidationError" });
   }
+  // Python and the wheels are code, like job modules: only from this page's origin.
+  if (options.vendorUrl != null && new URL(String(options.vendorUrl), self.location.href).origin !== self.location.origin) {
+    throw Object.assign(new Error(`vendorUrl ${options.vendorUrl} is not on this page's origin; the runtime loads Python only from its own origin`), { name: "ValidationError" });
+  }
   config = options;
   const missing = missingCapability();
   if (missing) {
@@ -175,7 +179,7 @@ function requestOwnership() {
         navigator.locks.request(lockName(config.database), () => {
           if (state === "closing" || state === "closed") return null;
           startBoot();
-          ready.then(() => emit(WORKER_EVENTS.OWNER, { message: "this tab now owns the job runtime" }), () => {});
+          ready.then((info) => emit(WORKER_EVENTS.OWNER, { message: "this tab now owns the job runtime", jobs: info.jobs, jobErrors: info.jobErrors }), () => {});
           return held;
         });
         return null;
