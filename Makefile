@@ -41,8 +41,9 @@ lint: setup-python
 test-unit: setup-python
 	$(PY) -m pytest tests/unit
 
+# Two workers: booting Pyodide dominates and overlaps well with the other worker's waits.
 test-browser: setup chromium
-	$(PY) -m pytest tests/browser
+	$(PY) -m pytest tests/browser -n 2
 
 test: lint test-unit test-browser
 

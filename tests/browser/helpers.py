@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import quote
 
 from playwright.sync_api import BrowserContext, Page
 
@@ -17,8 +19,8 @@ def open_demo(context: BrowserContext, base_url: str, query: str = "") -> Page:
     return page
 
 
-def wait_ready(page: Page) -> dict[str, Any]:
-    """Wait for the runtime; returns {role, jobs} (or raises with the page's error)."""
+def boot_outcome(page: Page) -> dict[str, Any]:
+    """Wait for createDurably: {role, jobs, jobErrors}, or {error: "Name: message"}."""
     result: dict[str, Any] = page.evaluate(
         """async () => {
             try {
@@ -27,9 +29,26 @@ def wait_ready(page: Page) -> dict[str, Any]:
             } catch (e) { return { error: `${e.name}: ${e.message}` }; }
         }"""
     )
+    return result
+
+
+def wait_ready(page: Page) -> dict[str, Any]:
+    """Wait for the runtime; returns {role, jobs, jobErrors} (or raises with the page's error)."""
+    result = boot_outcome(page)
     if "error" in result:
         raise AssertionError(f"the runtime did not start: {result['error']}")
     return result
+
+
+def open_reliability_page(
+    context: BrowserContext, server: str, database: str, **config: Any
+) -> Page:
+    """Open web/testing/reliability.html, which calls createDurably with `config`
+    (its test job module by default)."""
+    page = context.new_page()
+    settings = json.dumps({"jobs": ["./reliability_jobs.py"], "database": database, **config})
+    page.goto(f"{server}/testing/reliability.html?config={quote(settings)}")
+    return page
 
 
 def call(page: Page, script: str, arg: Any = None) -> Any:

@@ -271,35 +271,35 @@ def test_posix_behaviour_of_the_mount(opfs_context: BrowserContext, server: str)
     assert counters["lastError"] is None
 
 
-@pytest.mark.parametrize(
-    ("fault", "message"),
-    [
-        ("bogus-count", "database or disk is full"),
-        ("short-count", "database or disk is full"),
-        ("quota", "database or disk is full"),
-        ("io", "disk I/O error"),
-    ],
-)
-def test_write_failures_become_sqlite_errors(
-    opfs_context: BrowserContext, server: str, fault: str, message: str
-) -> None:
+WRITE_FAULTS = [
+    ("bogus-count", "database or disk is full"),
+    ("short-count", "database or disk is full"),
+    ("quota", "database or disk is full"),
+    ("io", "disk I/O error"),
+]
+
+
+def test_write_failures_become_sqlite_errors(opfs_context: BrowserContext, server: str) -> None:
     harness = open_harness(opfs_context, server)
     create_rows(harness, "FULL", 10)
-    harness.page.evaluate("mode => harness.injectWriteFault(mode)", fault)
-    error = harness.run("""
-        try:
-            db.execute("INSERT INTO items(name) VALUES (hex(randomblob(20000)))")
-            result = "no error"
-        except sqlite3.Error as error:
-            result = str(error)
-        result
-    """)
-    harness.page.evaluate("harness.injectWriteFault(null)")
-    assert error == message
-    assert harness.counters()["lastError"]["op"] == "write"
-    # The failed write left the committed rows intact, in this worker and the next.
+    for fault, message in WRITE_FAULTS:
+        harness.page.evaluate("mode => harness.injectWriteFault(mode)", fault)
+        error = harness.run("""
+            try:
+                db.execute("INSERT INTO items(name) VALUES (hex(randomblob(20000)))")
+                result = "no error"
+            except sqlite3.Error as error:
+                result = str(error)
+            result
+        """)
+        harness.page.evaluate("harness.injectWriteFault(null)")
+        assert error == message, fault
+        assert harness.counters()["lastError"]["op"] == "write", fault
+        # The failed write left the committed rows intact.
+        harness.run("db.close(); None")
+        assert read_back(harness)["count"] == 10, fault
+    # ... and nothing any of the faults did shows in the next worker either.
     harness.run("db.close(); None")
-    assert read_back(harness)["count"] == 10
     harness.reload()
     harness.start()
     assert read_back(harness) == {

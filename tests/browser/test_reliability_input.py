@@ -5,53 +5,14 @@ look like code (they are data: nothing in a message is evaluated)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from helpers import boot_outcome, call, call_error, open_reliability_page
 from playwright.sync_api import BrowserContext, Page
 
 LIMITS = {"maxInputBytes": 2000, "maxLabels": 3, "maxLabelLength": 20}
-
-
-def open_page(context: BrowserContext, server: str, database: str, **config: Any) -> Page:
-    page = context.new_page()
-    settings = json.dumps({"jobs": ["./reliability_jobs.py"], "database": database, **config})
-    page.goto(f"{server}/testing/reliability.html?config={quote(settings)}")
-    return page
-
-
-def boot(page: Page) -> dict[str, Any]:
-    result: dict[str, Any] = page.evaluate(
-        """async () => {
-            try {
-                const d = await window.durablyReady;
-                return { role: d.role, jobs: d.jobs, jobErrors: d.jobErrors };
-            } catch (e) { return { error: `${e.name}: ${e.message}` }; }
-        }"""
-    )
-    return result
-
-
-def call(page: Page, script: str, arg: Any = None) -> Any:
-    return page.evaluate(
-        f"async (arg) => {{ const d = await window.durablyReady; return await ({script})(d, arg); }}",
-        arg,
-    )
-
-
-def rejection(page: Page, script: str) -> str:
-    """Run `async (d) => ...`, expecting it to reject; returns "Name: message"."""
-    outcome = page.evaluate(
-        f"""async () => {{
-            const d = await window.durablyReady;
-            try {{ await ({script})(d); return null; }}
-            catch (e) {{ return `${{e.name}}: ${{e.message}}`; }}
-        }}"""
-    )
-    assert outcome is not None, f"expected {script} to reject"
-    return str(outcome)
 
 
 def serving(page: Page) -> bool:
@@ -90,11 +51,11 @@ BAD_CALLS: list[tuple[str, str, list[str]]] = [
 def test_bad_input_is_refused_by_name_stores_nothing_and_keeps_serving(
     opfs_context: BrowserContext, server: str
 ) -> None:
-    page = open_page(opfs_context, server, "bad-input", limits=LIMITS)
-    assert boot(page)["role"] == "owner"
+    page = open_reliability_page(opfs_context, server, "bad-input", limits=LIMITS)
+    assert boot_outcome(page)["role"] == "owner"
     problems = []
     for script, prefix, words in BAD_CALLS:
-        error = rejection(page, script)
+        error = call_error(page, script)
         if not error.startswith(prefix) or not all(w in error for w in words):
             problems.append(f"{script}\n    -> {error}\n    expected {prefix} with {words}")
     assert not problems, "\n".join(problems)
@@ -126,13 +87,13 @@ def test_broken_and_foreign_job_modules_do_not_stop_the_others(
     requests = record_requests(opfs_context)
     port = urlsplit(server).port
     foreign = f"http://localhost:{port}/testing/reliability_jobs.py"  # another origin
-    page = open_page(
+    page = open_reliability_page(
         opfs_context,
         server,
         "modules",
         jobs=["./broken_jobs.py", foreign, "./reliability_jobs.py", "./missing_jobs.py"],
     )
-    info = boot(page)
+    info = boot_outcome(page)
     assert info.get("role") == "owner", info
     assert "echo" in info["jobs"] and "never-registered" not in info["jobs"]
     errors = {e["module"].rsplit("/", 1)[-1]: e["message"] for e in info["jobErrors"]}
@@ -143,8 +104,10 @@ def test_broken_and_foreign_job_modules_do_not_stop_the_others(
     assert "HTTP 404" in errors["missing_jobs.py"], errors
     assert serving(page)
     # Python itself is code too: a vendorUrl on another origin is refused before any fetch.
-    other = open_page(opfs_context, server, "vendor", vendorUrl=f"http://localhost:{port}/vendor")
-    refused = boot(other).get("error", "")
+    other = open_reliability_page(
+        opfs_context, server, "vendor", vendorUrl=f"http://localhost:{port}/vendor"
+    )
+    refused = boot_outcome(other).get("error", "")
     assert refused.startswith("ValidationError: vendorUrl") and "origin" in refused, refused
     assert not [url for url in requests.urls if url.startswith("http://localhost")]
 
@@ -226,8 +189,8 @@ FUZZ = """async ({ count, seed }) => {
 def test_random_protocol_messages_each_get_exactly_one_answer(
     opfs_context: BrowserContext, server: str
 ) -> None:
-    page = open_page(opfs_context, server, "fuzz")
-    assert boot(page)["role"] == "owner"
+    page = open_reliability_page(opfs_context, server, "fuzz")
+    assert boot_outcome(page)["role"] == "owner"
     crashed: list[str] = []
     page.on("pageerror", lambda error: crashed.append(str(error)))
     result = page.evaluate(FUZZ, {"count": 3000, "seed": 20251122})
@@ -241,8 +204,8 @@ def test_random_protocol_messages_each_get_exactly_one_answer(
 
 
 def test_code_in_request_fields_is_data(opfs_context: BrowserContext, server: str) -> None:
-    page = open_page(opfs_context, server, "code-as-data")
-    assert boot(page)["role"] == "owner"
+    page = open_reliability_page(opfs_context, server, "code-as-data")
+    assert boot_outcome(page)["role"] == "owner"
     payload = {
         "python": "__import__('js').close()",
         "js": "self.close(); postMessage({ok: true})",
@@ -267,6 +230,6 @@ def test_code_in_request_fields_is_data(opfs_context: BrowserContext, server: st
         if prefix is None:
             assert call(page, script) is None  # SQL in a value is a value, too
         else:
-            assert rejection(page, script).startswith(prefix)
+            assert call_error(page, script).startswith(prefix)
     assert call(page, '(d) => d._request("ping", {})')["state"] == "ready"
     assert serving(page)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import BrowserContext, Page
 
-ROUNDS = 3
+ROUNDS = 2
 TABS = 3
 
 

@@ -4,41 +4,11 @@ corrupted data or a run stuck as leased."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote
 
+from helpers import boot_outcome, call, open_reliability_page
 from playwright.sync_api import BrowserContext, Page
 from torture import read_database
-
-JOBS = {"jobs": ["./reliability_jobs.py"]}
-
-
-def open_page(context: BrowserContext, server: str, database: str, **config: Any) -> Page:
-    page = context.new_page()
-    settings = json.dumps({**JOBS, "database": database, **config})
-    page.goto(f"{server}/testing/reliability.html?config={quote(settings)}")
-    return page
-
-
-def boot(page: Page) -> dict[str, Any]:
-    """Wait for createDurably: {role, jobs, jobErrors} or {error: "Name: message"}."""
-    result: dict[str, Any] = page.evaluate(
-        """async () => {
-            try {
-                const d = await window.durablyReady;
-                return { role: d.role, jobs: d.jobs, jobErrors: d.jobErrors };
-            } catch (e) { return { error: `${e.name}: ${e.message}` }; }
-        }"""
-    )
-    return result
-
-
-def call(page: Page, script: str, arg: Any = None) -> Any:
-    return page.evaluate(
-        f"async (arg) => {{ const d = await window.durablyReady; return await ({script})(d, arg); }}",
-        arg,
-    )
 
 
 def close_runtime(page: Page) -> None:
@@ -59,8 +29,8 @@ result = {
 def test_quota_exceeded_fails_the_run_clearly_and_recovers(
     opfs_context: BrowserContext, server: str
 ) -> None:
-    page = open_page(opfs_context, server, "quota")
-    assert boot(page)["role"] == "owner"
+    page = open_reliability_page(opfs_context, server, "quota")
+    assert boot_outcome(page)["role"] == "owner"
     earlier = [
         call(page, '(d, i) => d.triggerAndWait("echo", { text: `before ${i}` }, { timeout: 60000 })', i)
         for i in range(3)
@@ -94,34 +64,41 @@ def test_quota_exceeded_fails_the_run_clearly_and_recovers(
     assert health == {"integrity": ["ok"], "statuses": {"completed": 4, "failed": 1}}, health
 
 
+HOLD_DATABASE_FILE = """async (name) => {
+    const source = `onmessage = async (event) => {
+        const root = await navigator.storage.getDirectory();
+        const directory = await root.getDirectoryHandle("durably");
+        const file = await directory.getFileHandle(event.data);
+        self.handle = await file.createSyncAccessHandle();
+        postMessage("held");
+    };`;
+    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })));
+    await new Promise((resolve) => { worker.onmessage = resolve; worker.postMessage(name); });
+    window.holder = worker;
+}"""
+
+
 def test_database_held_by_another_worker_rejects_naming_the_file(
     opfs_context: BrowserContext, server: str
 ) -> None:
-    page = open_page(opfs_context, server, "held")
-    assert boot(page)["role"] == "owner"
+    page = open_reliability_page(opfs_context, server, "held")
+    assert boot_outcome(page)["role"] == "owner"
     call(page, '(d) => d.triggerAndWait("echo", { text: "kept" }, { timeout: 60000 })')
     close_runtime(page)
 
     # Another dedicated worker (not a durably runtime: it takes no Web Lock) opens the
-    # database file's sync access handles and keeps them.
+    # database file's sync access handle and keeps it.
     holder = opfs_context.new_page()
-    holder.goto(f"{server}/testing/opfs-sqlite.html")
-    holder.evaluate(
-        "options => harness.start(options)",
-        {"directoryName": "durably", "databaseName": "held.sqlite3"},
-    )
-    page = open_page(opfs_context, server, "held")
-    error = boot(page).get("error", "")
+    holder.goto(f"{server}/vendor/manifest.json")  # any same-origin page
+    holder.evaluate(HOLD_DATABASE_FILE, "held.sqlite3")
+    page = open_reliability_page(opfs_context, server, "held")
+    error = boot_outcome(page).get("error", "")
     assert "durably/held.sqlite3" in error and "holds it" in error, error
     page.close()
-    holder.evaluate("harness.close()")
-    holder.close()
+    holder.close()  # ends its worker, which lets the handle go
 
     health = database_health(opfs_context, server, "held")
     assert health == {"integrity": ["ok"], "statuses": {"completed": 1}}, health
-    page = open_page(opfs_context, server, "held")
-    assert boot(page)["role"] == "owner"
-    assert call(page, "(d) => d.countRuns()") == 1
 
 
 def test_missing_opfs_rejects_naming_what_is_missing(
@@ -133,10 +110,10 @@ def test_missing_opfs_rejects_naming_what_is_missing(
         ("locks", "Web Locks"),
         ("secureContext", "a secure context"),
     ]:
-        page = open_page(
+        page = open_reliability_page(
             opfs_context, server, "no-opfs", workerUrl=f"./without-capability.js?missing={missing}"
         )
-        error = boot(page).get("error", "")
+        error = boot_outcome(page).get("error", "")
         assert error.startswith("UnsupportedError:") and named in error, (missing, error)
         page.close()
     # The refused runtimes created nothing in OPFS.
