@@ -9,19 +9,16 @@ to a raw 4 KiB OPFS write+flush in the same worker, a boot next to a bare
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+
+from durably.serve import serving_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 300_000
@@ -76,38 +73,6 @@ def _load_launch_options() -> dict[str, Any]:
     exec((REPO / "playwright.config.py").read_text(), namespace)
     options: dict[str, Any] = namespace["launch_options"]()
     return options
-
-
-@contextmanager
-def serve() -> Iterator[str]:
-    """`python -m durably serve --port 0` on web/; yields the base URL."""
-    if not (REPO / "web" / "vendor" / "manifest.json").is_file():
-        raise SystemExit("web/vendor/manifest.json is missing: run `make setup` first")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [
-        sys.executable,
-        "-m",
-        "durably",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--root",
-        str(REPO / "web"),
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit(f"`{' '.join(command)}` exited with {process.wait()}")
-        yield line.rsplit(" at ", 1)[1].strip().removesuffix("/demo/")
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 class Browser:
@@ -408,7 +373,7 @@ def storage_comparison(browser: Browser, context: BrowserContext, sizes: Sizes) 
 def run_browser(sizes: Sizes, log: Any = print) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with (
-        serve() as base_url,
+        serving_in_thread(REPO / "web") as base_url,
         sync_playwright() as playwright,
         tempfile.TemporaryDirectory(prefix="durably-bench-") as root,
     ):

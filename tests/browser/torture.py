@@ -31,15 +31,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,24 +458,6 @@ def run_torture(
 # -- command line -----------------------------------------------------------------------
 
 
-@contextmanager
-def serve_web() -> Iterator[str]:
-    """Serve web/ on a free port (as tests/browser/conftest.py does); yield the base URL."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "durably", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--root", str(REPO / "web")]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{' '.join(command)} exited with {process.wait()}")
-        yield line.rsplit(" at ", 1)[1].strip().removesuffix("/demo/")
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--interruptions", type=int, default=50)
@@ -488,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     from conftest import PLAYWRIGHT_CONFIG  # the browser tests' launch settings
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright, serve_web() as base_url, \
+    from durably.serve import serving_in_thread
+
+    with sync_playwright() as playwright, serving_in_thread(REPO / "web") as base_url, \
             tempfile.TemporaryDirectory(prefix="durably-torture-") as tmp:  # fmt: skip
 
         def launch(profile: Path) -> BrowserContext:
