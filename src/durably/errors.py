@@ -73,6 +73,10 @@ class StorageError(DurablyError):
     """The database could not be read or written."""
 
 
+class SchemaVersionError(StorageError):
+    """The database was written by a newer release of durably; it was left unchanged."""
+
+
 class ProtocolError(DurablyError):
     """A message to the browser runtime was malformed."""
 

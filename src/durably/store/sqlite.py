@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from ..encoding import from_json
-from ..errors import ConflictError, NotFoundError, StorageError
+from ..errors import ConflictError, NotFoundError, SchemaVersionError, StorageError
 from ..models import (
     Disposition,
     LogLevel,
@@ -158,19 +158,48 @@ class SqliteStore(Store):
     # -- lifecycle -------------------------------------------------------------------
 
     def migrate(self) -> None:
+        """Bring the schema up to this release's newest migration.
+
+        All pending migrations commit as one transaction: a failure part way (a bad
+        statement, a full disk) leaves the database exactly as the previous release
+        wrote it, so that release can still open it. A database whose schema is newer
+        than this release knows is refused before anything is written to it.
+        """
+        migrations = _migrations()
+        newest_known = migrations[-1][0] if migrations else 0
         with self._transaction() as conn:
+            has_versions = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                "AND name = 'durably_schema_versions'"
+            ).fetchone()
+            applied: set[int] = set()
+            if has_versions:
+                applied = {
+                    row[0] for row in conn.execute("SELECT version FROM durably_schema_versions")
+                }
+            found = max(applied, default=0)
+            if found > newest_known:
+                # Raised inside the transaction, which rolls back having written nothing.
+                raise SchemaVersionError(
+                    f"database {self.path!r} has schema version {found}, newer than this "
+                    f"runtime's {newest_known}; open it with a newer release of durably "
+                    "(nothing was changed)"
+                )
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS durably_schema_versions "
                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
-            applied = {
-                row[0] for row in conn.execute("SELECT version FROM durably_schema_versions")
-            }
-            for version, sql in _migrations():
+            for version, sql in migrations:
                 if version in applied:
                     continue
-                for statement in _split_sql(sql):
-                    conn.execute(statement)
+                try:
+                    for statement in _split_sql(sql):
+                        conn.execute(statement)
+                except sqlite3.Error as exc:
+                    raise StorageError(
+                        f"migration {version:04d} failed on {self.path!r}: {exc}; the database "
+                        f"was left at schema version {found}"
+                    ) from exc
                 conn.execute(
                     "INSERT INTO durably_schema_versions VALUES (?, datetime('now'))", (version,)
                 )
