@@ -223,11 +223,28 @@ async function boot() {
     options: config.options ?? {},
     jobModules: modules,
   };
-  bridge = await open_bridge(JSON.stringify(runtimeConfig), (text) => port?.postMessage(JSON.parse(text)));
-  open_bridge.destroy?.();
+  try {
+    bridge = await open_bridge(JSON.stringify(runtimeConfig), (text) => port?.postMessage(JSON.parse(text)));
+  } catch (error) {
+    throw fromPythonError(error);
+  } finally {
+    open_bridge.destroy?.();
+  }
   const info = JSON.parse(bridge.info_json());
   for (const error of fetchErrors) emit("worker:error", { error: error.message, context: "loading job modules" });
   return { ...info, jobErrors: [...fetchErrors, ...info.jobErrors] };
+}
+
+/**
+ * A Python exception raised while opening the database (e.g. SchemaVersionError) reaches
+ * JS as a PythonError whose message is the whole traceback: name it after the Python
+ * class and keep the exception's own message (the traceback's last line).
+ */
+function fromPythonError(error) {
+  if (error?.name !== "PythonError" || typeof error.type !== "string") return error;
+  const last = String(error.message).trimEnd().split("\n").at(-1);
+  const message = last.slice(last.indexOf(": ") + 2) || last;
+  return Object.assign(new Error(message), { name: error.type });
 }
 
 /** Fetch the page's job modules (same origin only) into Pyodide: .py files or wheels. */
