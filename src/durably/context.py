@@ -16,7 +16,13 @@ from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from .encoding import from_json, to_json
-from .errors import CancelledError, LeaseLostError, SerializationError, StepNameError
+from .errors import (
+    CancelledError,
+    LeaseLostError,
+    SerializationError,
+    StepNameError,
+    StrayCancellationError,
+)
 from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent, StepStartEvent
 from .models import LogLevel, Progress
 
@@ -130,7 +136,7 @@ class Step:
             return from_json(self._stored[name])
 
         started_at = execution.now_ms()
-        execution.require(execution.store.start_step(execution.lease, index, started_at))
+        execution.step_started(name, index, started_at)
         execution.emit(StepStartEvent, step_name=name, step_index=index)
         self._current_step = name
         try:
@@ -143,6 +149,16 @@ class Step:
         except Exception as exc:
             await execution.fail_step(name, index, started_at, exc)
             raise
+        except asyncio.CancelledError as exc:
+            if not is_stray_cancellation():
+                raise  # the execution itself is cancelled (e.g. stop(timeout))
+            # A cancelled inner future or task, not the run: a failure of this step.
+            stray = StrayCancellationError(
+                f"CancelledError raised inside step {name!r} (a cancelled inner task or "
+                "future, not a cancellation of the run)"
+            )
+            await execution.fail_step(name, index, started_at, stray)
+            raise stray from exc
         finally:
             self._current_step = None
         execution.stop_if_signalled(name, index)
@@ -154,6 +170,7 @@ class Step:
                 execution.lease, name, index, output_json, started_at, completed_at, progress_json
             )
         )
+        execution.step_persisted()
         output = from_json(output_json)
         execution.emit(
             StepCompleteEvent,
@@ -246,6 +263,14 @@ class Step:
             data=from_json(data_json),
             step_name=self._current_step,
         )
+
+
+def is_stray_cancellation() -> bool:
+    """Whether an asyncio CancelledError caught now is *not* a cancellation of the
+    current task (such as `stop(timeout)` abandoning the run) but one that escaped from
+    a cancelled inner future or task. Only a real cancellation must propagate."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() == 0
 
 
 #: `_takes_argument` of plain functions by (code, number of defaults): a job creates a

@@ -53,6 +53,8 @@ class Settings:
     lease_ms: int
     lease_renew_interval_ms: int
     max_concurrent_runs: int
+    #: A run claimed this many times in a row without finishing a step is failed.
+    max_stalled_attempts: int
     preserve_steps: bool
     retain_runs_ms: int | None
     limits: Limits
@@ -76,6 +78,7 @@ def create_durably(
     lease_ms: int = 30_000,
     lease_renew_interval_ms: int = 5_000,
     max_concurrent_runs: int = 1,
+    max_stalled_attempts: int = 3,
     preserve_steps: bool = False,
     retain_runs: str | None = None,
     clock: Clock | None = None,
@@ -85,6 +88,8 @@ def create_durably(
     """Create a runtime on a SQLite file path, ":memory:", or a `Store`.
 
     `retain_runs` ("30d", "12h", "90m") purges finished runs that old during idle time.
+    `max_stalled_attempts`: a run whose worker (or tab) stopped this many times in a row
+    before it finished a step is failed instead of retried forever.
     `clock` returns epoch milliseconds (for tests). Call `await durably.init()` next.
     """
     settings = Settings(
@@ -92,6 +97,7 @@ def create_durably(
         lease_ms=_positive("lease_ms", lease_ms),
         lease_renew_interval_ms=_positive("lease_renew_interval_ms", lease_renew_interval_ms),
         max_concurrent_runs=_positive("max_concurrent_runs", max_concurrent_runs),
+        max_stalled_attempts=_positive("max_stalled_attempts", max_stalled_attempts),
         preserve_steps=bool(preserve_steps),
         retain_runs_ms=None if retain_runs is None else parse_duration_ms(retain_runs),
         limits=limits or Limits(),
@@ -169,7 +175,8 @@ class Durably:
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the worker; waits for the runs in flight to finish. With `timeout`
         (seconds), runs still in flight then are abandoned mid-step: they stay leased
-        and resume from their last finished step under the next owner."""
+        and resume from their last finished step under the next owner (which counts a
+        stalled attempt; see `max_stalled_attempts`)."""
         await self._worker.stop(timeout)
 
     async def close(self, timeout: float | None = None) -> None:
@@ -308,13 +315,19 @@ class Durably:
     # -- executing -------------------------------------------------------------------
 
     def _claim_next(self) -> RunExecution | None:
+        # Runs executing here are never claimed again, however late their lease: a
+        # step that blocked the event loop past lease_ms is still running, not dead.
         claimed = self.store.claim_next(
-            self.owner, self.now_ms(), self.settings.lease_ms, list(self.jobs)
+            self.owner,
+            self.now_ms(),
+            self.settings.lease_ms,
+            list(self.jobs),
+            list(self._executions),
         )
         if claimed is None:
             return None
-        run, lease = claimed
-        execution = RunExecution(self, self.jobs[run.job_name].definition, run, lease)
+        run = claimed.run
+        execution = RunExecution(self, self.jobs[run.job_name].definition, claimed)
         # Known from the claim on, not from when its task starts: a cancel in between
         # must reach it.
         self._executions[run.id] = execution

@@ -44,6 +44,16 @@ class LeaseLostError(DurablyError):
     """This worker no longer holds the run's lease; another worker took it over."""
 
 
+class StalledRunError(DurablyError):
+    """The run was abandoned too many times in a row before it finished a step; it is
+    failed instead of retried forever."""
+
+
+class StrayCancellationError(DurablyError):
+    """An asyncio CancelledError was raised inside the job that was not a cancellation of
+    the run (a cancelled inner task or future); the step or run fails with this error."""
+
+
 class SerializationError(ValidationError):
     """A value cannot be stored as JSON."""
 

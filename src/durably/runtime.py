@@ -3,7 +3,8 @@
 Control flow never throws out of `execute`: a failing job is recorded as a
 failure; a cancellation or a lost lease only stops the execution (the run's
 state was already changed by whoever cancelled or reclaimed it). While the run
-executes, a background task renews its lease.
+executes, a background task renews its lease. A run abandoned too often before it
+finished a step (a poison run) is failed at once instead of executed again.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import traceback
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Literal
 
-from .context import CancellationSignal, Step
+from .context import CancellationSignal, Step, is_stray_cancellation
 from .encoding import from_json, to_json
-from .errors import CancelledError, LeaseLostError, StorageError
+from .errors import (
+    CancelledError,
+    LeaseLostError,
+    StalledRunError,
+    StorageError,
+    StrayCancellationError,
+)
 from .events import (
     Event,
     LogWriteEvent,
@@ -29,7 +36,7 @@ from .events import (
     WorkerErrorEvent,
 )
 from .models import Run, RunStatus, ms_to_datetime
-from .store import Lease
+from .store import Claim
 
 if TYPE_CHECKING:
     from .durably import Durably
@@ -42,17 +49,30 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def stalled_error(step_name: str | None, attempts: int) -> StalledRunError:
+    where = (
+        f"step {step_name!r} did not finish"
+        if step_name is not None
+        else "no step finished (the step in flight is not known)"
+    )
+    return StalledRunError(
+        f"run stalled: {where} in {attempts} consecutive attempts (the worker or tab "
+        "stopped each time); it is failed instead of retried forever"
+    )
+
+
 class RunExecution:
     """One attempt at executing a run under one lease generation."""
 
-    def __init__(
-        self, durably: Durably, definition: JobDefinition[Any, Any], run: Run, lease: Lease
-    ) -> None:
+    def __init__(self, durably: Durably, definition: JobDefinition[Any, Any], claim: Claim) -> None:
         self.durably = durably
         self.store = durably.store
         self.definition = definition
-        self.run = run
-        self.lease = lease
+        self.run: Run = claim.run
+        self.lease = claim.lease
+        self.stalled_claims = claim.stalled_claims
+        #: The step in flight when the run was last abandoned (while recovering: now).
+        self.stalled_step = claim.stalled_step
         self.signal = CancellationSignal()
         #: Set by `Durably.cancel` when it has already emitted run:cancel for this run.
         self.cancel_announced = False
@@ -61,6 +81,26 @@ class RunExecution:
         self._step: Step | None = None
 
     # -- helpers used by Step --------------------------------------------------------
+
+    @property
+    def recovering(self) -> bool:
+        """True until the first step finishes in a run that was abandoned before: each
+        step started meanwhile is recorded, so a stalled run can name its step."""
+        return self.stalled_claims > 0
+
+    def step_started(self, name: str, index: int, now: int) -> None:
+        """Check the lease before step `name` runs (a read), and while recovering record
+        the step as the one in flight (a fenced write)."""
+        if self.recovering:
+            self.stalled_step = name
+            self.require(self.store.record_stalled_step(self.lease, name, now))
+        else:
+            self.require(self.store.start_step(self.lease, index, now))
+
+    def step_persisted(self) -> None:
+        """The run progressed: the store reset its stalled claims with the step."""
+        self.stalled_claims = 0
+        self.stalled_step = None
 
     def now_ms(self) -> int:
         return self.durably.now_ms()
@@ -130,6 +170,15 @@ class RunExecution:
             lease_expires_at=self.run.lease_expires_at,
             lease_generation=self.lease.generation,
         )
+        limit = self.durably.settings.max_stalled_attempts
+        if self.stalled_claims >= limit:
+            # A poison run: its worker or tab stopped every time before a step finished
+            # (e.g. the step crashes the tab). Executing it again would loop forever.
+            self._failed_step = self.stalled_step
+            try:
+                return self._fail(stalled_error(self.stalled_step, limit))
+            finally:
+                self._finished = True
         keeper = asyncio.ensure_future(self._keep_lease())
         try:
             return await self._execute()
@@ -172,6 +221,17 @@ class RunExecution:
             return "lease-lost"
         except Exception as exc:
             return self._fail(exc)
+        except asyncio.CancelledError as exc:
+            if not is_stray_cancellation():
+                raise  # the execution itself is cancelled (e.g. stop(timeout))
+            # Not ours: left alone, it would end the execution with the run still leased,
+            # to be re-executed after every lease expiry with nothing recorded.
+            stray = StrayCancellationError(
+                f"CancelledError raised in job {self.run.job_name!r} outside any step "
+                "(a cancelled inner task or future, not a cancellation of the run)"
+            )
+            stray.__cause__ = exc
+            return self._fail(stray)
         self.emit(
             RunCompleteEvent, output=from_json(output_json), duration_ms=self.now_ms() - started
         )

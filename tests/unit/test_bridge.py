@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from durably import Step, create_durably, define_job
-from durably.browser.bridge import HANDLERS, Bridge, open_bridge
+from durably.browser.bridge import HANDLERS, Bridge, _runtime_options, open_bridge
 
 
 class CountInput(BaseModel):
@@ -191,3 +191,9 @@ async def test_open_bridge_rejects_unknown_runtime_options(tmp_path: Path) -> No
     config = {"databasePath": str(tmp_path / "x.sqlite3"), "options": {"leaseMS": 5}}
     with pytest.raises(Exception, match="unknown runtime option"):
         await open_bridge(json.dumps(config), Page().post)
+
+
+def test_runtime_options_map_browser_names_to_python_ones() -> None:
+    kwargs = _runtime_options({"maxStalledAttempts": 5, "maxConcurrentRuns": 2})
+    assert kwargs["max_stalled_attempts"] == 5
+    assert kwargs["max_concurrent_runs"] == 2

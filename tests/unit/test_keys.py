@@ -108,6 +108,43 @@ async def test_coalesce_skip_returns_the_pending_run(db: Database) -> None:
     assert db.count("durably_runs") == 1
 
 
+async def test_retrying_a_coalesced_trigger_returns_the_same_run(db: Database) -> None:
+    durably = await db.runtime([job_a, job_b])
+    first = await durably.jobs["a"].trigger(1, idempotency_key="k1", concurrency_key="c")
+    folded = await durably.jobs["a"].trigger(
+        2, idempotency_key="k2", concurrency_key="c", coalesce="skip"
+    )
+    assert (first.disposition, folded.disposition) == ("created", "coalesced")
+    assert folded.id == first.id
+
+    # The retry finds the run the key was coalesced into, even once the run is no
+    # longer pending (a plain trigger with a new key would now create a run).
+    assert durably._claim_next() is not None
+    retry = await durably.jobs["a"].trigger(2, idempotency_key="k2", concurrency_key="c")
+    assert (retry.id, retry.disposition) == (first.id, "idempotent")
+    assert db.count("durably_runs") == 1
+    # Concurrency keys span jobs: a trigger of job "b" coalesced into the run of "a".
+    pending = await durably.jobs["a"].trigger(3, concurrency_key="c")
+    other = await durably.jobs["b"].trigger(
+        4, idempotency_key="k2", concurrency_key="c", coalesce="skip"
+    )
+    assert (other.id, other.disposition) == (pending.id, "coalesced")
+    again = await durably.jobs["b"].trigger(4, idempotency_key="k2")
+    assert (again.id, again.job_name, again.disposition) == (pending.id, "a", "idempotent")
+    assert db.count("durably_runs") == 2
+
+
+async def test_a_coalesced_key_goes_with_its_run(db: Database) -> None:
+    durably = await db.runtime([job_a])
+    first = await durably.jobs["a"].trigger(1, concurrency_key="c")
+    await durably.jobs["a"].trigger(2, idempotency_key="k", concurrency_key="c", coalesce="skip")
+    await durably.cancel(first.id)
+    await durably.delete_run(first.id)
+    assert db.count("durably_idempotency_keys") == 0
+    fresh = await durably.jobs["a"].trigger(2, idempotency_key="k")
+    assert fresh.disposition == "created"
+
+
 async def test_coalesce_creates_a_run_when_none_is_pending(db: Database) -> None:
     durably = await db.runtime([job_a])
     run = await durably.jobs["a"].trigger(1, concurrency_key="k", coalesce="skip")
@@ -139,9 +176,10 @@ async def test_a_leased_run_and_a_pending_run_may_share_a_key(db: Database) -> N
 async def test_lease_expiry_keeps_one_pending_run_per_key_and_reclaims_first(
     db: Database, clock: FakeClock
 ) -> None:
-    durably = await db.runtime([job_a], lease_ms=LEASE_MS)
+    stalled = await db.runtime([job_a], lease_ms=LEASE_MS, owner="stalled")
+    durably = await db.runtime([job_a], lease_ms=LEASE_MS, owner="live")
     expired = await durably.jobs["a"].trigger(1, concurrency_key="k")
-    assert durably._claim_next() is not None
+    assert stalled._claim_next() is not None
     clock.advance(1)
     waiting = await durably.jobs["a"].trigger(2, concurrency_key="k")
     clock.advance(LEASE_MS)

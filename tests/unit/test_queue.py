@@ -91,13 +91,14 @@ async def test_finished_runs_are_never_claimed_again(db: Database, clock: FakeCl
 
 
 async def test_claim_takes_the_oldest_eligible_run(db: Database, clock: FakeClock) -> None:
-    durably = await db.runtime([echo], lease_ms=LEASE_MS)
+    stalled = await db.runtime([echo], lease_ms=LEASE_MS, owner="stalled")
+    durably = await db.runtime([echo], lease_ms=LEASE_MS, owner="live")
     first = await durably.jobs["echo"].trigger(1)
     clock.advance(1)
     second = await durably.jobs["echo"].trigger(2)
 
-    a = durably._claim_next()
-    b = durably._claim_next()
+    a = stalled._claim_next()
+    b = stalled._claim_next()
     assert a is not None and b is not None
     assert (a.run.id, b.run.id) == (first.id, second.id)
     assert durably._claim_next() is None  # both leases are live
@@ -105,7 +106,8 @@ async def test_claim_takes_the_oldest_eligible_run(db: Database, clock: FakeCloc
     clock.advance(1)
     third = await durably.jobs["echo"].trigger(3)
     clock.advance(LEASE_MS)
-    # The expired leases are older than the pending run, so they are reclaimed first.
+    # The expired leases are older than the pending run, so they are reclaimed first
+    # (by another runtime: a runtime never reclaims the runs it executes itself).
     order = [durably._claim_next() for _ in range(3)]
     assert [e.run.id for e in order if e] == [first.id, second.id, third.id]
     assert [e.lease.generation for e in order if e] == [2, 2, 1]
@@ -119,9 +121,9 @@ async def test_same_millisecond_runs_are_claimed_in_trigger_order(db: Database) 
 
 
 async def test_every_claim_increments_the_generation(db: Database, clock: FakeClock) -> None:
-    durably = await db.runtime([echo], lease_ms=LEASE_MS)
-    run = await durably.jobs["echo"].trigger(1)
-    for generation in (1, 2, 3):
+    runtimes = [await db.runtime([echo], lease_ms=LEASE_MS, owner=f"w{i}") for i in range(3)]
+    run = await runtimes[0].jobs["echo"].trigger(1)
+    for generation, durably in zip((1, 2, 3), runtimes, strict=True):
         execution = durably._claim_next()
         assert execution is not None and execution.lease.generation == generation
         stored = await durably.get_run(run.id)

@@ -34,6 +34,7 @@ async def test_migrate_records_the_schema_version(db: Database) -> None:
         "durably_steps",
         "durably_logs",
         "durably_run_labels",
+        "durably_idempotency_keys",
     }
 
 
@@ -81,6 +82,7 @@ def test_store_rejects_bad_options_and_unopenable_paths(tmp_path: Path) -> None:
         ("lease_ms", -1),
         ("lease_renew_interval_ms", 1.5),
         ("max_concurrent_runs", True),
+        ("max_stalled_attempts", 0),
     ],
 )
 def test_create_durably_rejects_bad_settings(option: str, value: Any) -> None:

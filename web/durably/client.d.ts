@@ -32,6 +32,8 @@ export interface DurablyOptions {
   leaseMs?: number;
   leaseRenewIntervalMs?: number;
   maxConcurrentRuns?: number;
+  /** A run whose tab (or worker) stopped this many times in a row before it finished a step is failed. Default 3. */
+  maxStalledAttempts?: number;
   preserveSteps?: boolean;
   /** Purge finished runs older than this during idle time: "30d", "12h", "90m". */
   retainRuns?: string;

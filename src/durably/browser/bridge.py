@@ -43,6 +43,7 @@ _RUNTIME_OPTIONS = {
     "leaseMs": "lease_ms",
     "leaseRenewIntervalMs": "lease_renew_interval_ms",
     "maxConcurrentRuns": "max_concurrent_runs",
+    "maxStalledAttempts": "max_stalled_attempts",
     "preserveSteps": "preserve_steps",
     "retainRuns": "retain_runs",
 }

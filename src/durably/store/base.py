@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepRecord
 
@@ -26,6 +27,18 @@ class Lease:
     run_id: str
     generation: int
     owner: str
+
+
+class Claim(NamedTuple):
+    """What `claim_next` leased: the run as the claim left it, and the new lease."""
+
+    run: Run
+    lease: Lease
+    #: Claims since the run's last finished step that found it abandoned by its previous
+    #: holder (0 when it was claimed from `pending`, or has progressed since).
+    stalled_claims: int = 0
+    #: The step that was in flight when it was last abandoned, if known.
+    stalled_step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,11 @@ class Store(ABC):
     def create_run(self, new: NewRun, now: int) -> tuple[Run, Disposition]:
         """Insert a pending run, or return the existing one its idempotency key names
         ("idempotent"), or the pending run of its concurrency key when coalescing
-        ("coalesced"). Raises ConflictError when the key has a pending run otherwise."""
+        ("coalesced"). Raises ConflictError when the key has a pending run otherwise.
+
+        An idempotency key names the run its first trigger returned, whatever that
+        trigger's disposition: a coalesced trigger's key is remembered too, so a retry
+        returns the run it was coalesced into (which may belong to another job)."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> Run | None: ...
@@ -86,10 +103,22 @@ class Store(ABC):
 
     @abstractmethod
     def claim_next(
-        self, owner: str, now: int, lease_ms: int, job_names: Sequence[str]
-    ) -> tuple[Run, Lease] | None:
+        self,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        job_names: Sequence[str],
+        held: Sequence[str] = (),
+    ) -> Claim | None:
         """Lease the oldest eligible run of one of `job_names` (pending, or leased with an
-        expired lease) whose concurrency key has no live lease; None when there is none."""
+        expired lease) whose concurrency key has no live lease; None when there is none.
+
+        `held` are the runs the caller is executing itself: they are never claimed, and
+        they block their concurrency key as a live lease does, however long ago their
+        lease expired. In the same transaction, every other run of the claimed run's
+        concurrency key whose lease expired is fenced (new generation, no owner; still
+        `leased`, so claimable once the key is free): its stale holder can write nothing
+        from then on. Claiming a run that was still `leased` counts a stalled claim."""
 
     @abstractmethod
     def renew_lease(self, lease: Lease, now: int, lease_ms: int) -> bool: ...
@@ -106,6 +135,11 @@ class Store(ABC):
         run's position is stored with the step's outcome (`persist_step`)."""
 
     @abstractmethod
+    def record_stalled_step(self, lease: Lease, name: str, now: int) -> bool:
+        """Remember `name` as the step in flight of a recovering run (one that was
+        abandoned before), so that failing it for stalling can name the step."""
+
+    @abstractmethod
     def persist_step(
         self,
         lease: Lease,
@@ -117,7 +151,7 @@ class Store(ABC):
         progress_json: str | None = None,
     ) -> bool:
         """Record a completed step and count it (and the run's latest progress, if
-        given), atomically."""
+        given), atomically. The run has progressed: its stalled claims reset to 0."""
 
     @abstractmethod
     def persist_step_failure(

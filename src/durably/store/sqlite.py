@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -29,7 +29,7 @@ from ..models import (
     StepRecord,
     ms_to_datetime,
 )
-from .base import Lease, NewRun, RunQuery, Store
+from .base import Claim, Lease, NewRun, RunQuery, Store
 
 Synchronous = Literal["FULL", "NORMAL", "OFF"]
 _LEASE_GUARD = "id = ? AND lease_generation = ? AND status = 'leased'"
@@ -42,19 +42,50 @@ _STEP_UPSERT = (
 )
 
 # The oldest claimable run of the given jobs: pending, or leased with an expired
-# lease. A run whose concurrency key has a *live* lease elsewhere is skipped; an
-# expired lease neither blocks its key nor hides its run.
-# Parameters: now, JSON array of job names, now.
+# lease, but never one the claiming worker executes itself (`held`). A run is skipped
+# while another run of its concurrency key has a live lease or is held (a held run may
+# look expired: its worker's event loop was blocked, but it is still executing). Another
+# worker's expired lease neither blocks its key nor hides its run: the claim fences it.
+# Named parameters: now, jobs (JSON array of job names), held (JSON array of run ids).
 _ELIGIBLE_RUN = """
     SELECT r.id FROM durably_runs r
-     WHERE (r.status = 'pending' OR (r.status = 'leased' AND r.lease_expires_at <= ?))
-       AND r.job_name IN (SELECT value FROM json_each(?))
+     WHERE (r.status = 'pending' OR (r.status = 'leased' AND r.lease_expires_at <= :now))
+       AND r.job_name IN (SELECT value FROM json_each(:jobs))
+       AND r.id NOT IN (SELECT value FROM json_each(:held))
        AND (r.concurrency_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM durably_runs o
              WHERE o.concurrency_key = r.concurrency_key AND o.id != r.id
-               AND o.status = 'leased' AND o.lease_expires_at > ?))
+               AND o.status = 'leased'
+               AND (o.lease_expires_at > :now
+                    OR o.id IN (SELECT value FROM json_each(:held)))))
      ORDER BY r.created_at, r.rowid
      LIMIT 1"""
+
+# Lease the eligible run. SET expressions read the row as it was before the update, so
+# `status = 'leased'` is true exactly when the previous holder abandoned the run: that
+# claim counts as stalled. RETURNING hands back the claimed row from this statement,
+# so nothing written by others after it (a cancel) can confuse the claim.
+_LEASE_ELIGIBLE_RUN = f"""
+    UPDATE durably_runs
+       SET status = 'leased', lease_owner = :owner, lease_expires_at = :expires,
+           lease_generation = lease_generation + 1,
+           stalled_claims = stalled_claims + (status = 'leased'),
+           started_at = coalesce(started_at, :now), updated_at = :now
+     WHERE id = ({_ELIGIBLE_RUN})
+    RETURNING *"""
+
+# The release half of a two-phase release. The eligible query let the claim through
+# because every other leased run of the key has an expired lease; their holders may
+# still be alive (a stalled process) and about to write. A new generation makes every
+# fenced write of theirs change nothing from now on. Status and expiry stay as they are:
+# such a run is claimable again once the key is free. Committed with the claim, under
+# the same write lock, so no holder can renew in between.
+_FENCE_EXPIRED_RUNS_OF_KEY = """
+    UPDATE durably_runs
+       SET lease_generation = lease_generation + 1, lease_owner = NULL, updated_at = :now
+     WHERE concurrency_key = :key AND id != :id
+       AND status = 'leased' AND lease_expires_at <= :now
+       AND id NOT IN (SELECT value FROM json_each(:held))"""
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -130,7 +161,7 @@ class SqliteStore(Store):
                 conn.execute("ROLLBACK")
             raise StorageError(f"cannot commit to {self.path!r}: {exc}") from exc
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, params)
         except sqlite3.IntegrityError:
@@ -212,9 +243,13 @@ class SqliteStore(Store):
     def create_run(self, new: NewRun, now: int) -> tuple[Run, Disposition]:
         with self._transaction() as conn:
             if new.idempotency_key is not None:
+                # The run this key named first: one created with it, or the one a trigger
+                # with it was coalesced into.
                 row = conn.execute(
-                    "SELECT id FROM durably_runs WHERE job_name = ? AND idempotency_key = ?",
-                    (new.job_name, new.idempotency_key),
+                    "SELECT id FROM durably_runs WHERE job_name = :job AND idempotency_key = :key "
+                    "UNION ALL SELECT run_id FROM durably_idempotency_keys "
+                    "WHERE job_name = :job AND idempotency_key = :key",
+                    {"job": new.job_name, "key": new.idempotency_key},
                 ).fetchone()
                 if row:
                     return self._require_run(row[0]), "idempotent"
@@ -224,6 +259,12 @@ class SqliteStore(Store):
                     (new.concurrency_key,),
                 ).fetchone()
                 if row and new.coalesce:
+                    if new.idempotency_key is not None:
+                        conn.execute(
+                            "INSERT INTO durably_idempotency_keys (job_name, idempotency_key, "
+                            "run_id) VALUES (?, ?, ?)",
+                            (new.job_name, new.idempotency_key, row[0]),
+                        )
                     return self._require_run(row[0]), "coalesced"
                 if row:
                     raise ConflictError(
@@ -299,33 +340,47 @@ class SqliteStore(Store):
     # -- leases ----------------------------------------------------------------------
 
     def claim_next(
-        self, owner: str, now: int, lease_ms: int, job_names: Sequence[str]
-    ) -> tuple[Run, Lease] | None:
+        self,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        job_names: Sequence[str],
+        held: Sequence[str] = (),
+    ) -> Claim | None:
         if not job_names:
             return None
-        params = (now, json.dumps(list(job_names)), now)
+        params: dict[str, Any] = {
+            "now": now,
+            "jobs": json.dumps(list(job_names)),
+            "held": json.dumps(list(held)),
+            "owner": owner,
+            "expires": now + lease_ms,
+        }
         # A plain read first: an idle poll finds nothing and must neither write nor
         # take the write lock. The UPDATE below re-selects under the write lock, so
         # a run taken by someone else in between is simply not claimed.
         if self._execute(_ELIGIBLE_RUN, params).fetchone() is None:
             return None
-        # One UPDATE statement is atomic: the subquery picks the run and the update
-        # leases it under the same write lock, so two workers can never claim the same
-        # generation.
-        row = self._execute(
-            f"""
-            UPDATE durably_runs
-               SET status = 'leased', lease_owner = ?, lease_expires_at = ?,
-                   lease_generation = lease_generation + 1,
-                   started_at = coalesce(started_at, ?), updated_at = ?
-             WHERE id = ({_ELIGIBLE_RUN})
-            RETURNING id, lease_generation
-            """,
-            (owner, now + lease_ms, now, now, *params),
-        ).fetchone()
-        if row is None:
-            return None
-        return self._require_run(row[0]), Lease(row[0], row[1], owner)
+        # Lease and fence in one write transaction: SQLite's single writer lock makes
+        # the claim and the release of the key's stale holders one atomic step, and two
+        # workers can never claim the same generation.
+        with self._transaction() as conn:
+            rows = conn.execute(_LEASE_ELIGIBLE_RUN, params).fetchall()
+            if not rows:
+                return None
+            row = rows[0]
+            if row["concurrency_key"] is not None:
+                conn.execute(
+                    _FENCE_EXPIRED_RUNS_OF_KEY,
+                    {**params, "key": row["concurrency_key"], "id": row["id"]},
+                )
+        run = self._to_runs([row])[0]
+        return Claim(
+            run,
+            Lease(run.id, run.lease_generation, owner),
+            row["stalled_claims"],
+            row["stalled_step"],
+        )
 
     def renew_lease(self, lease: Lease, now: int, lease_ms: int) -> bool:
         return self._write_one(
@@ -349,6 +404,13 @@ class SqliteStore(Store):
         ).fetchone()
         return row is not None
 
+    def record_stalled_step(self, lease: Lease, name: str, now: int) -> bool:
+        # Advisory, like a log line: the step's own commit (or the next claim) flushes it.
+        return self._write_unflushed(
+            f"UPDATE durably_runs SET stalled_step = ? WHERE {_LEASE_GUARD}",
+            (name, lease.run_id, lease.generation),
+        )
+
     def persist_step(
         self,
         lease: Lease,
@@ -362,7 +424,8 @@ class SqliteStore(Store):
         with self._transaction() as conn:
             counted = conn.execute(
                 "UPDATE durably_runs SET completed_step_count = completed_step_count + 1, "
-                "current_step_index = ?, progress = coalesce(?, progress), updated_at = ? "
+                "current_step_index = ?, progress = coalesce(?, progress), updated_at = ?, "
+                "stalled_claims = 0, stalled_step = NULL "  # the run progressed
                 f"WHERE {_LEASE_GUARD}",
                 (index + 1, progress_json, now, lease.run_id, lease.generation),
             ).rowcount
