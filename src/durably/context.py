@@ -252,10 +252,19 @@ class Step:
 #: new closure for every step, but from the same few code objects.
 _TAKES_ARGUMENT: dict[tuple[CodeType, int], bool] = {}
 
+#: Attributes that make `inspect.signature` describe something other than the function's
+#: own code: a decorator's wrapper (`functools.wraps`) shares one code object among all
+#: the functions it wraps, so its code says nothing about the wrapped function's arity.
+_SIGNATURE_OVERRIDES = ("__wrapped__", "__signature__")
+
 
 def _takes_argument(fn: Callable[..., Any] | Callable[..., Awaitable[Any]]) -> bool:
     """True if `fn` can be called with one positional argument (the signal)."""
-    if isinstance(fn, FunctionType) and not fn.__kwdefaults__:
+    if (
+        isinstance(fn, FunctionType)
+        and not fn.__kwdefaults__
+        and not any(name in fn.__dict__ for name in _SIGNATURE_OVERRIDES)
+    ):
         key = (fn.__code__, len(fn.__defaults__ or ()))
         known = _TAKES_ARGUMENT.get(key)
         if known is None:
