@@ -3,7 +3,8 @@
 Waiters are resolved by this process's terminal events, so any number of them
 costs nothing while they wait. For runs executed by another process (which
 emits no events here), one shared poller reads the statuses of all waited-for
-runs in a single query per polling interval.
+runs in a single query per polling interval. A failed read is reported as
+``worker:error`` and tried again at the next interval, never the end of the poller.
 """
 
 from __future__ import annotations
@@ -113,11 +114,23 @@ class RunWaiters:
         while self._waiting:
             await asyncio.sleep(interval)
             ids = list(self._waiting)
-            statuses = self._durably.store.get_statuses(ids)
+            statuses = self._read_statuses(ids)
+            if statuses is None:
+                continue
             for run_id in ids:
                 status = statuses.get(run_id)
                 if status is None or status.is_terminal:
                     self._resolve(run_id)
+
+    def _read_statuses(self, run_ids: list[str]) -> dict[str, RunStatus] | None:
+        """The runs' statuses, or None when the read failed. A failure (a busy or briefly
+        unreadable database) is reported and the caller polls again at its next interval:
+        giving up would leave every wait to time out on runs that did finish."""
+        try:
+            return self._durably.store.get_statuses(run_ids)
+        except Exception as exc:
+            self._durably.report_error(exc, "waiting for runs")
+            return None
 
     async def subscribe(self, run_id: str) -> AsyncIterator[Event]:
         """This process's events of one run, ending after its terminal event (or when
@@ -146,7 +159,10 @@ class RunWaiters:
                     if self._closed:
                         return
                     # Fallback for runs finished by another process.
-                    status = self._durably.store.get_statuses([run_id]).get(run_id)
+                    statuses = self._read_statuses([run_id])
+                    if statuses is None:
+                        continue
+                    status = statuses.get(run_id)
                     if (status is None or status.is_terminal) and queue.empty():
                         return
                     continue
