@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .encoding import from_json, to_json
 from .errors import CancelledError, LeaseLostError, SerializationError, StepNameError
-from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent, StepStartEvent
+from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent
 from .models import LogLevel, Progress
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class Step:
 
         started_at = execution.now_ms()
         execution.require(execution.store.start_step(execution.lease, index, started_at))
-        execution.emit(StepStartEvent, step_name=name, step_index=index)
+        execution.start_step_event(name, index)
         self._current_step = name
         try:
             result = fn(self.signal) if _takes_argument(fn) else fn()
@@ -145,7 +145,7 @@ class Step:
             raise
         finally:
             self._current_step = None
-        execution.stop_if_signalled(name, index)
+        execution.stop_if_signalled()
         completed_at = execution.now_ms()
         # One commit per step: the output, the count and the latest progress together.
         progress_json = self.take_pending_progress(completed_at)
@@ -155,12 +155,8 @@ class Step:
             )
         )
         output = from_json(output_json)
-        execution.emit(
-            StepCompleteEvent,
-            step_name=name,
-            step_index=index,
-            output=output,
-            duration_ms=completed_at - started_at,
+        execution.end_step_event(
+            StepCompleteEvent, index, output=output, duration_ms=completed_at - started_at
         )
         return output
 

@@ -406,11 +406,13 @@ class Durably:
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a pending or leased run. A leased run stops at its next step boundary
-        at the latest, and its steps' cancellation signal fires."""
+        at the latest, and its steps' cancellation signal fires. If it runs here, the
+        step in flight gets its step:cancel before run:cancel, the run's last event."""
         before = self.store.cancel_run(run_id, self.now_ms(), self.settings.preserve_steps)
         execution = self._executions.get(run_id)
         if execution is not None:
-            execution.cancel_announced = True
+            # step:cancel for the step in flight first: run:cancel is the run's last event.
+            execution.announce_cancel()
         self.emitter.emit(
             RunCancelEvent(run_id=run_id, job_name=before.job_name, timestamp=self.now())
         )

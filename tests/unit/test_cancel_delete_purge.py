@@ -104,7 +104,7 @@ async def test_cancel_fires_the_signal_of_a_running_step(db: Database) -> None:
     assert stored.completed_step_count == 0
     types = events.types(run.id)
     assert types.count("run:cancel") == 1
-    assert types[-2:] == ["run:cancel", "step:cancel"]
+    assert types[-2:] == ["step:cancel", "run:cancel"]  # the terminal event is last
     assert "step:complete" not in types and "run:fail" not in types
 
 
