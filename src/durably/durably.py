@@ -24,6 +24,7 @@ from .events import (
     RunCancelEvent,
     RunCoalescedEvent,
     RunDeleteEvent,
+    RunsPurgeEvent,
     RunTriggerEvent,
     WorkerErrorEvent,
 )
@@ -442,10 +443,14 @@ class Durably:
         )
 
     async def purge_runs(self, older_than: datetime, limit: int = 500) -> int:
-        """Delete up to `limit` finished runs completed before `older_than`; returns the count."""
+        """Delete up to `limit` finished runs completed before `older_than`; returns the
+        count. Emits one ``runs:purge`` event naming the deleted runs (none if none were)."""
         if not isinstance(limit, int) or limit <= 0:
             raise ValidationError("limit must be a positive integer", ["limit"])
-        return self.store.purge_runs(datetime_to_ms(older_than), limit)
+        run_ids = self.store.purge_runs(datetime_to_ms(older_than), limit)
+        if run_ids:
+            self.emitter.emit(RunsPurgeEvent.of(run_ids, self.now()))
+        return len(run_ids)
 
     def report_error(self, exc: BaseException, context: str) -> None:
         """Emit `worker:error` for a failure outside any run (used by integrations)."""

@@ -14,7 +14,7 @@ import platform
 import uuid
 from typing import TYPE_CHECKING
 
-from .events import WorkerErrorEvent
+from .events import RunsPurgeEvent, WorkerErrorEvent
 from .runtime import describe_error
 
 if TYPE_CHECKING:
@@ -119,7 +119,10 @@ class Worker:
         ):
             return
         # One batch per idle cycle keeps each pause short; a full batch leaves it due.
-        if durably.store.purge_runs(now - retain_ms, RETENTION_BATCH) < RETENTION_BATCH:
+        run_ids = durably.store.purge_runs(now - retain_ms, RETENTION_BATCH)
+        if run_ids:
+            durably.emitter.emit(RunsPurgeEvent.of(run_ids, durably.now()))
+        if len(run_ids) < RETENTION_BATCH:
             self._last_retention_at = now
 
     def _report(self, exc: BaseException, context: str) -> None:

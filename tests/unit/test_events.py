@@ -56,7 +56,7 @@ async def test_simple_run_emits_events_in_order(db: Database, clock: FakeClock) 
     assert complete.output == {"sum": 3}
 
 
-def _check(event: Event, run_id: str | None, job_name: str, clock: FakeClock) -> None:
+def _check(event: Event, run_id: str | None, job_name: str | None, clock: FakeClock) -> None:
     assert event.run_id == run_id
     assert event.job_name == job_name
     assert event.timestamp == ms_to_datetime(clock())
@@ -64,7 +64,7 @@ def _check(event: Event, run_id: str | None, job_name: str, clock: FakeClock) ->
     assert next(iter(data)) == "type" and data["type"] == event.type
 
 
-Scenario = Callable[[Database, FakeClock], Awaitable[tuple[str, str, list[Event]]]]
+Scenario = Callable[[Database, FakeClock], Awaitable[tuple[str | None, str | None, list[Event]]]]
 
 
 async def _coalesced(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
@@ -182,6 +182,17 @@ async def _worker_error(db: Database, clock: FakeClock) -> tuple[str, str, list[
     return run.id, "two-steps", events.events
 
 
+async def _purged(db: Database, clock: FakeClock) -> tuple[None, None, list[Event]]:
+    durably = await db.runtime([two_steps])
+    run = await durably.jobs["two-steps"].trigger(None)
+    await durably.process_one()
+    events = record(durably)
+    await durably.purge_runs(ms_to_datetime(clock() + 1))
+    purge = next(e for e in events.events if e.type == "runs:purge")
+    assert (purge.run_ids, purge.count) == ([run.id], 1)
+    return None, None, events.events
+
+
 async def _completed(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
     durably = await db.runtime([two_steps])
     events = record(durably)
@@ -201,6 +212,7 @@ SCENARIOS: dict[str, Scenario] = {
     "run:fail": _failed,
     "run:cancel": _cancelled,
     "run:delete": _deleted,
+    "runs:purge": _purged,
     "step:start": _completed,
     "step:complete": _completed,
     "step:fail": _failed,
