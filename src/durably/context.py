@@ -23,7 +23,7 @@ from .errors import (
     StepNameError,
     StrayCancellationError,
 )
-from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent, StepStartEvent
+from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent
 from .models import LogLevel, Progress
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class Step:
 
         started_at = execution.now_ms()
         execution.step_started(name, index, started_at)
-        execution.emit(StepStartEvent, step_name=name, step_index=index)
+        execution.start_step_event(name, index)
         self._current_step = name
         try:
             result = fn(self.signal) if _takes_argument(fn) else fn()
@@ -161,7 +161,7 @@ class Step:
             raise stray from exc
         finally:
             self._current_step = None
-        execution.stop_if_signalled(name, index)
+        execution.stop_if_signalled()
         completed_at = execution.now_ms()
         # One commit per step: the output, the count and the latest progress together.
         progress_json = self.take_pending_progress(completed_at)
@@ -172,12 +172,8 @@ class Step:
         )
         execution.step_persisted()
         output = from_json(output_json)
-        execution.emit(
-            StepCompleteEvent,
-            step_name=name,
-            step_index=index,
-            output=output,
-            duration_ms=completed_at - started_at,
+        execution.end_step_event(
+            StepCompleteEvent, index, output=output, duration_ms=completed_at - started_at
         )
         return output
 
@@ -277,10 +273,19 @@ def is_stray_cancellation() -> bool:
 #: new closure for every step, but from the same few code objects.
 _TAKES_ARGUMENT: dict[tuple[CodeType, int], bool] = {}
 
+#: Attributes that make `inspect.signature` describe something other than the function's
+#: own code: a decorator's wrapper (`functools.wraps`) shares one code object among all
+#: the functions it wraps, so its code says nothing about the wrapped function's arity.
+_SIGNATURE_OVERRIDES = ("__wrapped__", "__signature__")
+
 
 def _takes_argument(fn: Callable[..., Any] | Callable[..., Awaitable[Any]]) -> bool:
     """True if `fn` can be called with one positional argument (the signal)."""
-    if isinstance(fn, FunctionType) and not fn.__kwdefaults__:
+    if (
+        isinstance(fn, FunctionType)
+        and not fn.__kwdefaults__
+        and not any(name in fn.__dict__ for name in _SIGNATURE_OVERRIDES)
+    ):
         key = (fn.__code__, len(fn.__defaults__ or ()))
         known = _TAKES_ARGUMENT.get(key)
         if known is None:

@@ -24,6 +24,7 @@ from .events import (
     RunCancelEvent,
     RunCoalescedEvent,
     RunDeleteEvent,
+    RunsPurgeEvent,
     RunTriggerEvent,
     WorkerErrorEvent,
 )
@@ -419,11 +420,13 @@ class Durably:
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a pending or leased run. A leased run stops at its next step boundary
-        at the latest, and its steps' cancellation signal fires."""
+        at the latest, and its steps' cancellation signal fires. If it runs here, the
+        step in flight gets its step:cancel before run:cancel, the run's last event."""
         before = self.store.cancel_run(run_id, self.now_ms(), self.settings.preserve_steps)
         execution = self._executions.get(run_id)
         if execution is not None:
-            execution.cancel_announced = True
+            # step:cancel for the step in flight first: run:cancel is the run's last event.
+            execution.announce_cancel()
         self.emitter.emit(
             RunCancelEvent(run_id=run_id, job_name=before.job_name, timestamp=self.now())
         )
@@ -453,10 +456,14 @@ class Durably:
         )
 
     async def purge_runs(self, older_than: datetime, limit: int = 500) -> int:
-        """Delete up to `limit` finished runs completed before `older_than`; returns the count."""
+        """Delete up to `limit` finished runs completed before `older_than`; returns the
+        count. Emits one ``runs:purge`` event naming the deleted runs (none if none were)."""
         if not isinstance(limit, int) or limit <= 0:
             raise ValidationError("limit must be a positive integer", ["limit"])
-        return self.store.purge_runs(datetime_to_ms(older_than), limit)
+        run_ids = self.store.purge_runs(datetime_to_ms(older_than), limit)
+        if run_ids:
+            self.emitter.emit(RunsPurgeEvent.of(run_ids, self.now()))
+        return len(run_ids)
 
     def report_error(self, exc: BaseException, context: str) -> None:
         """Emit `worker:error` for a failure outside any run (used by integrations)."""

@@ -144,6 +144,23 @@ class LogWriteEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunsPurgeEvent(Event):
+    """Finished runs were deleted in bulk (`purge_runs` or `retain_runs`): one event per
+    purge that deleted any, instead of a ``run:delete`` per run. `run_id` and
+    `job_name` are None: the event is about many runs."""
+
+    type: ClassVar[str] = "runs:purge"
+    run_ids: list[str]
+    count: int
+
+    @classmethod
+    def of(cls, run_ids: list[str], timestamp: datetime) -> RunsPurgeEvent:
+        return cls(
+            run_id=None, job_name=None, timestamp=timestamp, run_ids=run_ids, count=len(run_ids)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkerErrorEvent(Event):
     """A failure outside any run's own failure path (a listener, storage, housekeeping)."""
 
@@ -164,6 +181,7 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         RunFailEvent,
         RunCancelEvent,
         RunDeleteEvent,
+        RunsPurgeEvent,
         StepStartEvent,
         StepCompleteEvent,
         StepFailEvent,

@@ -33,6 +33,7 @@ from .events import (
     RunLeaseRenewedEvent,
     StepCancelEvent,
     StepFailEvent,
+    StepStartEvent,
     WorkerErrorEvent,
 )
 from .models import Run, RunStatus, ms_to_datetime
@@ -74,8 +75,12 @@ class RunExecution:
         #: The step in flight when the run was last abandoned (while recovering: now).
         self.stalled_step = claim.stalled_step
         self.signal = CancellationSignal()
-        #: Set by `Durably.cancel` when it has already emitted run:cancel for this run.
+        #: Set once run:cancel was emitted for this run (by `Durably.cancel` or here).
         self.cancel_announced = False
+        #: Steps that emitted step:start but no ending event yet, by index. Each gets its
+        #: step:complete, step:fail or step:cancel before the run's terminal event, so a
+        #: listener never sees a step of a finished run still running.
+        self._steps_in_flight: dict[int, str] = {}
         self._finished = False
         self._failed_step: str | None = None
         self._step: Step | None = None
@@ -140,14 +145,35 @@ class RunExecution:
         self.signal.fire("cancelled" if cancelled else "lease-lost")
         self.raise_if_stopped()
 
-    def stop_if_signalled(self, step_name: str, index: int) -> None:
-        if self.signal.reason == "cancelled":
-            self.emit(StepCancelEvent, step_name=step_name, step_index=index)
+    def start_step_event(self, name: str, index: int) -> None:
+        self._steps_in_flight[index] = name
+        self.emit(StepStartEvent, step_name=name, step_index=index)
+
+    def end_step_event(self, event_class: type[Event], index: int, **fields: Any) -> None:
+        """Emit a step's ending event, unless it was already ended (a cancel did)."""
+        name = self._steps_in_flight.pop(index, None)
+        if name is not None:
+            self.emit(event_class, step_name=name, step_index=index, **fields)
+
+    def cancel_steps_in_flight(self) -> None:
+        """Emit step:cancel for every step still running: the run is being stopped."""
+        for index in list(self._steps_in_flight):
+            self.end_step_event(StepCancelEvent, index)
+
+    def announce_cancel(self) -> None:
+        """Called by `Durably.cancel` just before it emits run:cancel: end the steps in
+        flight first, and make this execution emit nothing more about them or the run."""
+        self.cancel_steps_in_flight()
+        self.cancel_announced = True
+
+    def stop_if_signalled(self) -> None:
+        if self.signal.cancelled:
+            self.cancel_steps_in_flight()
         self.raise_if_stopped()
 
     async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None:
         # A step that gave up because the signal fired was stopped, not failed.
-        self.stop_if_signalled(name, index)
+        self.stop_if_signalled()
         self._failed_step = name
         error = describe_error(exc)
         self.require(
@@ -155,7 +181,7 @@ class RunExecution:
                 self.lease, name, index, error, started_at, self.now_ms()
             )
         )
-        self.emit(StepFailEvent, step_name=name, step_index=index, error=error)
+        self.end_step_event(StepFailEvent, index, error=error)
 
     # -- the execution ---------------------------------------------------------------
 
@@ -210,15 +236,9 @@ class RunExecution:
         except CancelledError as exc:
             if not self.signal.cancelled:
                 return self._fail(exc)  # raised by job code, not by a cancellation
-            if self.signal.reason == "lease-lost":
-                return "lease-lost"
-            if not self.cancel_announced:
-                self.emit(RunCancelEvent)  # cancelled by another process
-            return "cancelled"
+            return self._stopped()
         except LeaseLostError:
-            if self.signal.reason == "cancelled":
-                return "cancelled"
-            return "lease-lost"
+            return self._stopped()
         except Exception as exc:
             return self._fail(exc)
         except asyncio.CancelledError as exc:
@@ -232,6 +252,7 @@ class RunExecution:
             )
             stray.__cause__ = exc
             return self._fail(stray)
+        self.cancel_steps_in_flight()  # steps the job left running: none may outlive the run
         self.emit(
             RunCompleteEvent, output=from_json(output_json), duration_ms=self.now_ms() - started
         )
@@ -270,9 +291,22 @@ class RunExecution:
         if not self.store.fail_run(self.lease, error, now, self.durably.settings.preserve_steps):
             with suppress(CancelledError, LeaseLostError):
                 self.require(False)
-            return "cancelled" if self.signal.reason == "cancelled" else "lease-lost"
+            return self._stopped()
+        self.cancel_steps_in_flight()
         self.emit(RunFailEvent, error=error, failed_step=self._failed_step)
         return "failed"
+
+    def _stopped(self) -> Outcome:
+        """The outcome of an execution stopped by a cancel or a lost lease, announced in
+        order: the steps in flight end first, then run:cancel unless it was already
+        emitted here. A lost lease emits no terminal event: the run goes on elsewhere."""
+        self.cancel_steps_in_flight()
+        if self.signal.reason != "cancelled":
+            return "lease-lost"
+        if not self.cancel_announced:
+            self.cancel_announced = True
+            self.emit(RunCancelEvent)  # cancelled by another process
+        return "cancelled"
 
     async def _keep_lease(self) -> None:
         settings = self.durably.settings

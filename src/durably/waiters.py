@@ -3,7 +3,8 @@
 Waiters are resolved by this process's terminal events, so any number of them
 costs nothing while they wait. For runs executed by another process (which
 emits no events here), one shared poller reads the statuses of all waited-for
-runs in a single query per polling interval.
+runs in a single query per polling interval. A failed read is reported as
+``worker:error`` and tried again at the next interval, never the end of the poller.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
     from .durably import Durably
 
 
+class _PollDue:
+    """Put in a subscription's queue when its polling interval passed without an event."""
+
+
+_POLL_DUE = _PollDue()
+
+
 class RunWaiters:
     def __init__(self, durably: Durably) -> None:
         self._durably = durably
@@ -34,7 +42,7 @@ class RunWaiters:
         self._poller: asyncio.Task[None] | None = None
         self._closed = False
         # Queues of live subscriptions; close() puts None in each to end them.
-        self._subscribers: set[asyncio.Queue[Event | None]] = set()
+        self._subscribers: set[asyncio.Queue[Event | _PollDue | None]] = set()
         for event_type in TERMINAL_RUN_EVENTS:
             durably.emitter.on(event_type, self._on_terminal)
 
@@ -75,13 +83,15 @@ class RunWaiters:
                 raise NotFoundError(f"run {run_id} not found")
             if not run.status.is_terminal:
                 self._ensure_poller()
-                try:
-                    await asyncio.wait_for(future, timeout)
-                except TimeoutError:
+                # asyncio.wait, not wait_for, which on Python 3.11 can swallow a
+                # cancellation arriving as the run finishes.
+                done, _ = await asyncio.wait({future}, timeout=timeout)
+                if not done:
                     raise WaitTimeoutError(
                         f"run {run_id} did not finish within {timeout} s; it is still "
                         f"{self._status_text(run_id)}"
-                    ) from None
+                    )
+                future.result()  # raises the DurablyError of a closed runtime
                 run = self._durably.store.get_run(run_id)
         finally:
             self._forget(run_id, future)
@@ -113,16 +123,28 @@ class RunWaiters:
         while self._waiting:
             await asyncio.sleep(interval)
             ids = list(self._waiting)
-            statuses = self._durably.store.get_statuses(ids)
+            statuses = self._read_statuses(ids)
+            if statuses is None:
+                continue
             for run_id in ids:
                 status = statuses.get(run_id)
                 if status is None or status.is_terminal:
                     self._resolve(run_id)
 
+    def _read_statuses(self, run_ids: list[str]) -> dict[str, RunStatus] | None:
+        """The runs' statuses, or None when the read failed. A failure (a busy or briefly
+        unreadable database) is reported and the caller polls again at its next interval:
+        giving up would leave every wait to time out on runs that did finish."""
+        try:
+            return self._durably.store.get_statuses(run_ids)
+        except Exception as exc:
+            self._durably.report_error(exc, "waiting for runs")
+            return None
+
     async def subscribe(self, run_id: str) -> AsyncIterator[Event]:
         """This process's events of one run, ending after its terminal event (or when
         the runtime closes)."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        queue: asyncio.Queue[Event | _PollDue | None] = asyncio.Queue()
 
         def enqueue(event: Event) -> None:
             if event.run_id == run_id:
@@ -139,14 +161,23 @@ class RunWaiters:
             if run.status.is_terminal:
                 return
             interval = self._durably.settings.polling_interval_ms / 1000
+            loop = asyncio.get_running_loop()
             while True:
+                # A timer puts _POLL_DUE in the queue rather than asyncio.wait_for, which
+                # on Python 3.11 can swallow a cancellation arriving with an event.
+                timer = loop.call_later(interval, queue.put_nowait, _POLL_DUE)
                 try:
-                    event = await asyncio.wait_for(queue.get(), interval)
-                except TimeoutError:
+                    event = await queue.get()
+                finally:
+                    timer.cancel()
+                if isinstance(event, _PollDue):
                     if self._closed:
                         return
                     # Fallback for runs finished by another process.
-                    status = self._durably.store.get_statuses([run_id]).get(run_id)
+                    statuses = self._read_statuses([run_id])
+                    if statuses is None:
+                        continue
+                    status = statuses.get(run_id)
                     if (status is None or status.is_terminal) and queue.empty():
                         return
                     continue

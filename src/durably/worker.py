@@ -9,13 +9,12 @@ minute); it never does it on the claim path, and an idle loop writes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import platform
 import uuid
 from typing import TYPE_CHECKING
 
-from .events import WorkerErrorEvent
+from .events import RunsPurgeEvent, WorkerErrorEvent
 from .runtime import describe_error
 
 if TYPE_CHECKING:
@@ -77,8 +76,17 @@ class Worker:
                     self.run_housekeeping()
             except Exception as exc:
                 self._report(exc, "worker loop")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            await self._sleep_until_woken(interval)
+
+    async def _sleep_until_woken(self, timeout: float) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
+        # the wait ends, and this loop would then outlive asyncio.run's final cancel and
+        # keep the program from exiting. A timer that sets the event cannot do that.
+        timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     def _fill_slots(self) -> bool:
         claimed_any = False
@@ -111,7 +119,10 @@ class Worker:
         ):
             return
         # One batch per idle cycle keeps each pause short; a full batch leaves it due.
-        if durably.store.purge_runs(now - retain_ms, RETENTION_BATCH) < RETENTION_BATCH:
+        run_ids = durably.store.purge_runs(now - retain_ms, RETENTION_BATCH)
+        if run_ids:
+            durably.emitter.emit(RunsPurgeEvent.of(run_ids, durably.now()))
+        if len(run_ids) < RETENTION_BATCH:
             self._last_retention_at = now
 
     def _report(self, exc: BaseException, context: str) -> None:

@@ -147,3 +147,48 @@ def test_bad_requests_reject_with_named_errors_and_store_nothing(
     missing = call_error(page, '(d) => d.cancel("no-such-run")')
     assert missing.startswith("NotFoundError:"), missing
     assert call(page, "(d) => d.countRuns()") == 0
+
+
+def test_cancel_mid_step_ends_the_step_before_the_run(
+    opfs_context: BrowserContext, server: str
+) -> None:
+    page = open_demo(opfs_context, server)
+    result = call(
+        page,
+        """async (d) => {
+            const all = [];
+            d.on("*", (e) => all.push(e));
+            // Each step sleeps 1.5 s and ignores the signal: it finishes after the cancel.
+            const run = await d.trigger("countdown", { steps: 3, step_ms: 1500 });
+            const subscribed = [];
+            const subscription = (async () => {
+                for await (const e of d.subscribe(run.id)) subscribed.push(e.type);
+            })();
+            await new Promise((resolve) => {
+                const off = d.on("step:start", (e) => { if (e.runId === run.id) { off(); resolve(); } });
+            });
+            await d.cancel(run.id);
+            await subscription;
+            // Longer than the step in flight: anything the execution emitted late shows up.
+            await new Promise((resolve) => setTimeout(resolve, 2500));
+            const mine = all.filter((e) => e.runId === run.id);
+            return {
+                types: mine.map((e) => e.type),
+                cancelled: mine.filter((e) => e.type === "step:cancel").map((e) => e.stepName),
+                subscribed,
+                status: (await d.getRun(run.id)).status,
+            };
+        }""",
+    )
+    assert result["status"] == "cancelled"
+    assert result["types"] == [
+        "run:trigger", "run:leased", "step:start", "log:write", "step:cancel", "run:cancel"
+    ]  # fmt: skip
+    assert result["cancelled"] == ["step-0"]
+    assert result["subscribed"] == [
+        "run:leased",
+        "step:start",
+        "log:write",
+        "step:cancel",
+        "run:cancel",
+    ]

@@ -202,6 +202,35 @@ def test_cancel_retrigger_and_delete(ui_page: Page) -> None:
     )
 
 
+def test_purged_runs_leave_the_list_at_once(opfs_context: BrowserContext, server: str) -> None:
+    # A database of its own: a purge deletes every finished run, not only this test's.
+    page = open_demo(opfs_context, server, f"?db=ui-purge-{time.monotonic_ns()}")
+    purged = [trigger(page, "countdown", {"steps": 1, "step_ms": 0}) for _ in range(3)]
+    for run_id in purged:
+        wait_for_run(page, run_id)
+        expect(row(page, run_id).locator("td.status .badge")).to_have_text("completed")
+    kept = trigger(page, "countdown", {"steps": 500, "step_ms": 100})  # still running: kept
+    expect(row(page, kept).locator("td.status .badge")).to_have_text("running")
+    # From here on the list can never be fetched again: only the event can remove rows.
+    result = call(
+        page,
+        """async (d) => {
+            const purges = [];
+            d.on("runs:purge", (e) => purges.push(e));
+            d.getRuns = d.countRuns = () => new Promise(() => {});
+            const count = await d.purgeRuns({ olderThan: Date.now() + 60000 });
+            return { count, purges };
+        }""",
+    )
+    assert result["count"] == 3
+    (event,) = result["purges"]
+    assert sorted(event["runIds"]) == sorted(purged) and event["count"] == 3
+    for run_id in purged:
+        expect(row(page, run_id)).to_have_count(0)
+    expect(row(page, kept)).to_have_count(1)
+    call(page, "(d, id) => d.cancel(id)", kept)
+
+
 def test_filters_and_pages(ui_page: Page) -> None:
     for i in range(3):
         wait_for_run(ui_page, trigger(ui_page, "echo", {"text": f"page {i}"}))

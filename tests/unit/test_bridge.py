@@ -91,6 +91,19 @@ async def test_trigger_and_wait_returns_camel_case_records(bridged: tuple[Bridge
     assert all("jobName" in e and "timestamp" in e for e in page.events())
 
 
+async def test_purge_posts_one_camel_case_runs_purge_event(bridged: tuple[Bridge, Page]) -> None:
+    bridge, page = bridged
+    done = await ask(bridge, page, {"id": 1, "type": "triggerAndWait", "job": "count",
+                                    "input": {"steps": 1}, "timeout": 5000})  # fmt: skip
+    later = "2999-01-01T00:00:00Z"
+    purged = await ask(bridge, page, {"id": 2, "type": "purgeRuns", "olderThan": later})
+    assert purged["result"] == 1
+    bridge.flush_events()
+    (event,) = [e for e in page.events() if e["type"] == "runs:purge"]
+    assert event["runIds"] == [done["result"]["id"]]
+    assert (event["count"], event["runId"], event["jobName"]) == (1, None, None)
+
+
 @pytest.mark.parametrize(
     ("request_", "name", "fragment"),
     [

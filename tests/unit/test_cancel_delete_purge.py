@@ -104,7 +104,7 @@ async def test_cancel_fires_the_signal_of_a_running_step(db: Database) -> None:
     assert stored.completed_step_count == 0
     types = events.types(run.id)
     assert types.count("run:cancel") == 1
-    assert types[-2:] == ["run:cancel", "step:cancel"]
+    assert types[-2:] == ["step:cancel", "run:cancel"]  # the terminal event is last
     assert "step:complete" not in types and "run:fail" not in types
 
 
@@ -332,7 +332,13 @@ async def test_purge_deletes_only_terminal_runs_older_than_the_cutoff(
     recent = await durably.jobs["quick"].trigger(4)
     await durably.cancel(recent.id)  # finished, but after the cutoff
 
+    events = record(durably)
     assert await durably.purge_runs(cutoff) == 3
+    # One event for the whole purge, naming the runs; run:delete stays per deleted run.
+    (purge,) = events.events
+    assert purge.type == "runs:purge"
+    assert sorted(purge.run_ids) == sorted([old_done.id, old_failed.id, old_cancelled.id])
+    assert (purge.count, purge.run_id, purge.job_name) == (3, None, None)
     remaining = {r.id for r in await durably.get_runs()}
     assert remaining == {still_pending.id, still_leased.id, recent.id}
     for gone in (old_done, old_failed, old_cancelled):
@@ -351,8 +357,11 @@ async def test_purge_honours_its_limit_oldest_first(db: Database, clock: FakeClo
     assert now is not None
     assert await durably.purge_runs(now, limit=2) == 2
     assert {r.id for r in await durably.get_runs()} == set(ids[2:])
+    events = record(durably)
     assert await durably.purge_runs(now, limit=10) == 3
     assert await durably.purge_runs(now, limit=10) == 0
+    # Oldest first, and a purge that deleted nothing says nothing.
+    assert [e.run_ids for e in events.events] == [ids[2:]]
 
 
 async def test_purge_cutoff_is_exact_to_the_millisecond(db: Database, clock: FakeClock) -> None:

@@ -56,7 +56,7 @@ async def test_simple_run_emits_events_in_order(db: Database, clock: FakeClock) 
     assert complete.output == {"sum": 3}
 
 
-def _check(event: Event, run_id: str | None, job_name: str, clock: FakeClock) -> None:
+def _check(event: Event, run_id: str | None, job_name: str | None, clock: FakeClock) -> None:
     assert event.run_id == run_id
     assert event.job_name == job_name
     assert event.timestamp == ms_to_datetime(clock())
@@ -64,7 +64,7 @@ def _check(event: Event, run_id: str | None, job_name: str, clock: FakeClock) ->
     assert next(iter(data)) == "type" and data["type"] == event.type
 
 
-Scenario = Callable[[Database, FakeClock], Awaitable[tuple[str, str, list[Event]]]]
+Scenario = Callable[[Database, FakeClock], Awaitable[tuple[str | None, str | None, list[Event]]]]
 
 
 async def _coalesced(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
@@ -182,6 +182,17 @@ async def _worker_error(db: Database, clock: FakeClock) -> tuple[str, str, list[
     return run.id, "two-steps", events.events
 
 
+async def _purged(db: Database, clock: FakeClock) -> tuple[None, None, list[Event]]:
+    durably = await db.runtime([two_steps])
+    run = await durably.jobs["two-steps"].trigger(None)
+    await durably.process_one()
+    events = record(durably)
+    await durably.purge_runs(ms_to_datetime(clock() + 1))
+    purge = next(e for e in events.events if e.type == "runs:purge")
+    assert (purge.run_ids, purge.count) == ([run.id], 1)
+    return None, None, events.events
+
+
 async def _completed(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
     durably = await db.runtime([two_steps])
     events = record(durably)
@@ -201,6 +212,7 @@ SCENARIOS: dict[str, Scenario] = {
     "run:fail": _failed,
     "run:cancel": _cancelled,
     "run:delete": _deleted,
+    "runs:purge": _purged,
     "step:start": _completed,
     "step:complete": _completed,
     "step:fail": _failed,
@@ -280,3 +292,108 @@ async def test_on_checks_the_type_and_unsubscribes(db: Database) -> None:
     unsubscribe()  # twice is harmless
     await durably.jobs["two-steps"].trigger(2)
     assert seen == ["run:trigger"]
+
+
+# -- the terminal event is a run's last ---------------------------------------------------
+
+
+def _blocking_job(name: str, entered: asyncio.Event, gate: asyncio.Event) -> Any:
+    """A job whose second step blocks until `gate` is set, ignoring the signal."""
+
+    async def blocked() -> str:
+        entered.set()
+        await gate.wait()
+        return "late"
+
+    @define_job(name=name)
+    async def job(step: Any, input: Any) -> Any:
+        await step.run("first", lambda: 1)
+        await step.run("blocked", blocked)
+        await step.run("never", lambda: 2)
+
+    return job
+
+
+STOPPED_IN_SECOND_STEP = [
+    "run:trigger",
+    "run:leased",
+    "step:start",
+    "step:complete",
+    "step:start",
+    "step:cancel",
+    "run:cancel",
+]
+
+
+async def test_cancel_during_a_step_ends_the_step_then_the_run(db: Database) -> None:
+    entered, gate = asyncio.Event(), asyncio.Event()
+    durably = await db.runtime([_blocking_job("blocking", entered, gate)])
+    events = record(durably)
+    run = await durably.jobs["blocking"].trigger(None)
+    task = asyncio.ensure_future(claim_and_execute(durably))
+    await until(entered.is_set)
+    await durably.cancel(run.id)
+    # Announced at once, in order, while the step function is still running.
+    assert events.types(run.id) == STOPPED_IN_SECOND_STEP
+    gate.set()
+    assert await asyncio.wait_for(task, 2) == "cancelled"
+    assert events.types(run.id) == STOPPED_IN_SECOND_STEP  # nothing after run:cancel
+    cancel = events.of("step:cancel")[0]
+    assert (cancel.step_name, cancel.step_index) == ("blocked", 1)
+
+
+async def test_cancel_by_another_runtime_ends_the_step_then_the_run(db: Database) -> None:
+    entered, gate = asyncio.Event(), asyncio.Event()
+    job = _blocking_job("blocking", entered, gate)
+    worker = await db.runtime([job])
+    admin = await db.runtime([job])
+    events = record(worker)
+    run = await worker.jobs["blocking"].trigger(None)
+    task = asyncio.ensure_future(claim_and_execute(worker))
+    await until(entered.is_set)
+    await admin.cancel(run.id)  # the worker learns of it only from its rejected write
+    gate.set()
+    assert await asyncio.wait_for(task, 2) == "cancelled"
+    assert events.types(run.id) == STOPPED_IN_SECOND_STEP
+
+
+async def test_cancel_by_another_runtime_seen_at_lease_renewal(db: Database) -> None:
+    entered = asyncio.Event()
+
+    async def waits(signal: CancellationSignal) -> str:
+        entered.set()
+        return await signal.wait()
+
+    @define_job(name="renewing")
+    async def job(step: Any, input: Any) -> Any:
+        await step.run("waits", waits)
+
+    worker = await db.runtime([job], lease_ms=1_000, lease_renew_interval_ms=2)
+    admin = await db.runtime([job])
+    events = record(worker)
+    run = await worker.jobs["renewing"].trigger(None)
+    task = asyncio.ensure_future(claim_and_execute(worker))
+    await until(entered.is_set)
+    await admin.cancel(run.id)
+    assert await asyncio.wait_for(task, 2) == "cancelled"
+    types = [t for t in events.types(run.id) if t != "run:lease-renewed"]
+    assert types == ["run:trigger", "run:leased", "step:start", "step:cancel", "run:cancel"]
+
+
+async def test_subscribe_yields_the_step_cancel_before_ending_at_run_cancel(
+    db: Database,
+) -> None:
+    entered, gate = asyncio.Event(), asyncio.Event()
+    durably = await db.runtime([_blocking_job("blocking", entered, gate)])
+    run = await durably.jobs["blocking"].trigger(None)
+
+    async def consume() -> list[str]:
+        return [e.type async for e in durably.subscribe(run.id)]
+
+    consumer = asyncio.ensure_future(consume())
+    task = asyncio.ensure_future(claim_and_execute(durably))
+    await until(entered.is_set)
+    await durably.cancel(run.id)
+    gate.set()
+    assert await asyncio.wait_for(task, 2) == "cancelled"
+    assert await asyncio.wait_for(consumer, 1) == STOPPED_IN_SECOND_STEP[1:]

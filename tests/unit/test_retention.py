@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from harness import Database, FakeClock, count_polls, idle_cycles, until
+from harness import Database, FakeClock, count_polls, idle_cycles, record, until
 
 from durably import create_durably, define_job
 from durably.worker import RETENTION_BATCH, RETENTION_INTERVAL_MS
@@ -26,11 +26,11 @@ def spy_on_purges(durably: Any) -> list[int]:
     deleted: list[int] = []
     purge = durably.store.purge_runs
 
-    def recording(older_than: int, limit: int) -> int:
+    def recording(older_than: int, limit: int) -> list[str]:
         assert limit == RETENTION_BATCH
-        count: int = purge(older_than, limit)
-        deleted.append(count)
-        return count
+        run_ids: list[str] = purge(older_than, limit)
+        deleted.append(len(run_ids))
+        return run_ids
 
     durably.store.purge_runs = recording
     return deleted
@@ -66,12 +66,20 @@ async def test_idle_worker_purges_in_batches_then_once_a_minute(
     durably = await db.runtime([job], retain_runs="1s", polling_interval_ms=POLL_MS)
     await finished_runs(durably, 250)
     clock.advance(1_001)
+    backlog = {r.id for r in await durably.get_runs()}
     deleted = spy_on_purges(durably)
     polls = count_polls(durably)
+    events = record(durably)
     durably.start()
     await until(lambda: sum(deleted) == 250, what="the backlog to be purged")
     assert deleted[:3] == [100, 100, 50]
     assert await durably.count_runs() == 0
+    # One runs:purge per batch, naming exactly the runs it deleted; no run:delete.
+    purges = events.of("runs:purge")
+    assert [(p.count, len(p.run_ids)) for p in purges] == [(100, 100), (100, 100), (50, 50)]
+    assert {i for p in purges for i in p.run_ids} == backlog
+    assert all(p.run_id is None and p.job_name is None for p in purges)
+    assert events.types() == ["runs:purge"] * 3
 
     # Runs that become old soon after are left until a minute has passed.
     recent = await finished_runs(durably, 3)

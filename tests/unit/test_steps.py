@@ -4,6 +4,7 @@ failures, progress and logs, and input/output validation around a run."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections import Counter
 from typing import Any
@@ -479,3 +480,83 @@ async def test_registering_a_different_job_under_a_taken_name_fails(db: Database
     durably.register(one)  # the same definition again is fine
     with pytest.raises(ValueError, match="already registered"):
         durably.register(two)
+
+
+def _shared_decorator(fn: Any) -> Any:
+    """A decorator used on many step functions: every wrapper shares one code object,
+    while `inspect.signature` follows `__wrapped__` to each wrapped function."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class _Steps:
+    def with_signal(self, signal: CancellationSignal) -> str:
+        return f"method got {type(signal).__name__}"
+
+    def without_signal(self) -> str:
+        return "method"
+
+    def __call__(self, signal: CancellationSignal) -> str:
+        return f"callable got {type(signal).__name__}"
+
+
+class _NoSignalCallable:
+    def __call__(self) -> str:
+        return "callable"
+
+
+def _two_args(signal: CancellationSignal, extra: str) -> str:
+    return f"partial got {type(signal).__name__} and {extra}"
+
+
+def _one_arg(extra: str) -> str:
+    return f"partial bound {extra}"
+
+
+async def test_decorated_partial_method_and_callable_step_functions(db: Database) -> None:
+    @_shared_decorator
+    def decorated_without_signal() -> str:
+        return "decorated"
+
+    @_shared_decorator
+    def decorated_with_signal(signal: CancellationSignal) -> str:
+        return f"decorated got {type(signal).__name__}"
+
+    steps = _Steps()
+    # Both orders: whichever decorated function is seen first must not decide the other.
+    functions = [
+        decorated_without_signal,
+        decorated_with_signal,
+        decorated_without_signal,
+        functools.partial(_two_args, extra="x"),
+        functools.partial(_one_arg, "y"),
+        steps.with_signal,
+        steps.without_signal,
+        steps,
+        _NoSignalCallable(),
+    ]
+
+    @define_job(name="shapes")
+    async def job(step: Any, input: Any) -> Any:
+        return [await step.run(f"s{i}", fn) for i, fn in enumerate(functions)]
+
+    durably = await db.runtime([job])
+    run = await durably.jobs["shapes"].trigger(None)
+    await durably.process_one()
+    done = await durably.get_run(run.id)
+    assert done is not None and done.status == RunStatus.COMPLETED, done and done.error
+    assert done.output == [
+        "decorated",
+        "decorated got CancellationSignal",
+        "decorated",
+        "partial got CancellationSignal and x",
+        "partial bound y",
+        "method got CancellationSignal",
+        "method",
+        "callable got CancellationSignal",
+        "callable",
+    ]

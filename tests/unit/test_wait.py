@@ -16,6 +16,7 @@ from durably.errors import (
     DurablyError,
     NotFoundError,
     RunFailedError,
+    StorageError,
     WaitTimeoutError,
 )
 from durably.store import Lease
@@ -244,3 +245,54 @@ async def test_close_ends_waits_and_subscriptions(db: Database) -> None:
     assert events == []
     with pytest.raises(DurablyError, match="closed"):
         await durably.wait_for_run(run.id)
+
+
+# -- storage errors while waiting --------------------------------------------------------------
+
+
+def fail_status_reads(durably: Any, times: int) -> list[int]:
+    """Make the runtime's next `times` status reads raise StorageError; returns a list
+    that counts every status read."""
+    reads: list[int] = []
+    get_statuses = durably.store.get_statuses
+
+    def flaky(run_ids: Any) -> Any:
+        reads.append(len(run_ids))
+        if len(reads) <= times:
+            raise StorageError("database is locked")
+        return get_statuses(run_ids)
+
+    durably.store.get_statuses = flaky
+    return reads
+
+
+async def test_the_poller_survives_a_storage_error(db: Database) -> None:
+    waiting = await db.runtime([], polling_interval_ms=QUICK_POLL_MS)
+    worker = await db.runtime([echo])
+    errors = record(waiting)
+    reads = fail_status_reads(waiting, times=1)
+    run = await worker.jobs["echo"].trigger("done elsewhere")
+    wait = asyncio.ensure_future(waiting.wait_for_run(run.id, timeout=2))
+    await until(lambda: len(reads) >= 1, what="the first (failing) status read")
+    assert await worker.process_until_idle() == 1
+    assert (await wait).output == "done elsewhere"
+    (error,) = errors.of("worker:error")
+    assert (error.context, error.error) == ("waiting for runs", "StorageError: database is locked")
+    assert error.run_id is None and error.job_name is None
+
+
+async def test_subscribe_survives_a_storage_error_in_its_status_read(db: Database) -> None:
+    watcher = await db.runtime([], polling_interval_ms=QUICK_POLL_MS)
+    worker = await db.runtime([echo])
+    errors = record(watcher)
+    run = await worker.jobs["echo"].trigger(1)
+    reads = fail_status_reads(watcher, times=1)
+
+    async def consume() -> list[Event]:
+        return [e async for e in watcher.subscribe(run.id)]
+
+    consumer = asyncio.ensure_future(consume())
+    await until(lambda: len(reads) >= 1, what="the first (failing) status read")
+    await worker.process_one()
+    assert await asyncio.wait_for(consumer, 1) == []
+    assert [e.context for e in errors.of("worker:error")] == ["waiting for runs"]

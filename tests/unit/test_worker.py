@@ -4,8 +4,12 @@ doing nothing (and writing nothing) when idle, and surviving its own errors."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import Crash, Database, count_polls, idle_cycles, record, until
 
 from durably import RunStatus, define_job
@@ -179,3 +183,50 @@ async def test_start_is_idempotent_and_stop_then_start_resumes(db: Database) -> 
     await durably.stop()
     durably.start()
     assert (await durably.jobs["echo"].trigger_and_wait(2, timeout=2)).output == 2
+
+
+#: Runtimes busy being woken (and a subscriber and a waiter on a run in progress) when
+#: their program returns from asyncio.run without stopping them, 200 times over.
+_NEVER_STOPPED = """
+import asyncio
+from durably import create_durably, define_job
+
+@define_job(name="slow")
+async def slow(step, input):
+    await step.run("sleep", lambda: asyncio.sleep(0.001))
+
+async def watch(durably, run_id):
+    async for _ in durably.subscribe(run_id):
+        pass
+
+async def main(i):
+    durably = create_durably(":memory:", [slow], polling_interval_ms=1)
+    await durably.init()
+    run = await durably.jobs["slow"].trigger(None)
+    asyncio.ensure_future(watch(durably, run.id))
+    asyncio.ensure_future(durably.wait_for_run(run.id))
+    for _ in range(i % 7):
+        durably.register(slow)  # wakes the worker loop
+        await asyncio.sleep(0)
+    durably.register(slow)
+
+for i in range(200):
+    asyncio.run(main(i))
+print("all returned")
+"""
+
+
+def test_a_runtime_never_stopped_does_not_hang_the_program_exit(tmp_path: Path) -> None:
+    # A subprocess, so that a hang fails this test instead of hanging the suite.
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _NEVER_STOPPED],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("asyncio.run did not return: a task survived its final cancellation")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "all returned"

@@ -123,13 +123,33 @@ export interface RunFilter {
   offset?: number;
 }
 
-/** Runtime events (`run:*`, `step:*`, `log:write`, `worker:error`) and worker events (`boot`, `secondary`, `owner`). */
+/** The runtime's event types. A run's terminal event (`run:complete`, `run:fail`,
+ * `run:cancel`, `run:delete`) is the last event of that run; a step in flight when the
+ * run stops gets its `step:cancel` before it. */
+export type DurablyEventType =
+  | "run:trigger" | "run:coalesced" | "run:leased" | "run:lease-renewed" | "run:progress"
+  | "run:complete" | "run:fail" | "run:cancel" | "run:delete" | "runs:purge"
+  | "step:start" | "step:complete" | "step:fail" | "step:cancel"
+  | "log:write" | "worker:error";
+
+/** Runtime events (`DurablyEventType`) and worker events (`boot`, `secondary`, `owner`). */
 export interface DurablyEvent {
-  type: string;
+  type: DurablyEventType | "boot" | "secondary" | "owner" | (string & {});
   runId?: string | null;
   jobName?: string | null;
   timestamp?: string;
   [field: string]: unknown;
+}
+
+/** Finished runs deleted in bulk by `purgeRuns` or `retainRuns`: one event per purge that
+ * deleted any (a purge emits no `run:delete`). */
+export interface RunsPurgeEvent extends DurablyEvent {
+  type: "runs:purge";
+  runId: null;
+  jobName: null;
+  /** The ids of the deleted runs. */
+  runIds: string[];
+  count: number;
 }
 
 export declare class DurablyClient {
@@ -157,7 +177,8 @@ export declare class DurablyClient {
   retrigger(runId: string): Promise<Run>;
   deleteRun(runId: string): Promise<null>;
   purgeRuns(options: { olderThan: Date | string | number; limit?: number }): Promise<number>;
-  on(type: string, listener: (event: DurablyEvent) => void): () => void;
+  on(type: "runs:purge", listener: (event: RunsPurgeEvent) => void): () => void;
+  on(type: DurablyEventType | "*" | (string & {}), listener: (event: DurablyEvent) => void): () => void;
   subscribe(runId: string): AsyncIterableIterator<DurablyEvent>;
   close(): Promise<void>;
 }

@@ -5,7 +5,8 @@
 // Events are applied to an in-memory model as they arrive; the DOM is rendered from
 // that model at most once per animation frame, and only the rows that changed. The
 // page of runs is fetched again only when its membership can change (a run triggered,
-// coalesced or deleted; a status change while filtering by status), never by polling.
+// coalesced, deleted or purged; a status change while filtering by status), never by
+// polling. Deleted and purged runs leave the list at once, before that fetch.
 //
 // Usage:
 //   import "/durably/runs-element.js";
@@ -275,6 +276,12 @@ export class DurablyRunsElement extends HTMLElement {
         for (const job of this.#client?.jobs ?? []) this.#jobs.add(job);
         this.#layoutDirty = true;
         this.refresh();
+        return;
+      case "runs:purge":
+        // Bulk deletion names its runs in one event: drop them now, then refill the page.
+        if (Array.isArray(event.runIds)) for (const id of event.runIds) this.#forget(id);
+        this.#scheduleRefetch();
+        this.#invalidate();
         return;
       case "worker:error":
         if (event.context === "boot") this.#state = "failed"; // taking over from another tab failed

@@ -214,5 +214,7 @@ class Store(ABC):
         NotFoundError, or ConflictError while it is pending or leased."""
 
     @abstractmethod
-    def purge_runs(self, older_than: int, limit: int) -> int:
-        """Delete up to `limit` finished runs completed before `older_than`; returns how many."""
+    def purge_runs(self, older_than: int, limit: int) -> list[str]:
+        """Delete up to `limit` finished runs completed before `older_than`, oldest first,
+        with their steps, logs and labels; returns the deleted runs' ids (for the
+        ``runs:purge`` event that tells listeners which runs are gone)."""

@@ -595,14 +595,18 @@ class SqliteStore(Store):
             conn.execute("DELETE FROM durably_runs WHERE id = ?", (run_id,))
             return run
 
-    def purge_runs(self, older_than: int, limit: int) -> int:
-        return self._execute(
+    def purge_runs(self, older_than: int, limit: int) -> list[str]:
+        # RETURNING (SQLite 3.35+) names the deleted rows in the same statement, so the
+        # ids reported are exactly the runs this transaction removed.
+        rows = self._execute(
             "DELETE FROM durably_runs WHERE id IN ("
             "  SELECT id FROM durably_runs"
             "   WHERE completed_at < ? AND status IN ('completed', 'failed', 'cancelled')"
-            "   ORDER BY completed_at LIMIT ?)",
+            "   ORDER BY completed_at LIMIT ?)"
+            " RETURNING id",
             (older_than, limit),
-        ).rowcount
+        ).fetchall()
+        return [row[0] for row in rows]
 
     # -- row mapping -----------------------------------------------------------------
 
