@@ -112,6 +112,28 @@ def test_broken_and_foreign_job_modules_do_not_stop_the_others(
     assert not [url for url in requests.urls if url.startswith("http://localhost")]
 
 
+def test_job_modules_cannot_shadow_libraries_and_a_duplicate_job_is_reported(
+    opfs_context: BrowserContext, server: str
+) -> None:
+    page = open_reliability_page(
+        opfs_context,
+        server,
+        "shadow",
+        jobs=["./reliability_jobs.py", "./json.py", "./job_helpers.py"],
+    )
+    info = boot_outcome(page)
+    assert info.get("role") == "owner", info
+    assert {"echo", "named-like-json"} <= set(info["jobs"]), info
+    [duplicate] = info["jobErrors"]
+    assert duplicate["module"].endswith("/job_helpers.py"), duplicate
+    assert "reliability_jobs.py" in duplicate["message"] and "'echo'" in duplicate["message"]
+    done = call(page, "(d) => d.triggerAndWait('named-like-json', null, { timeout: 30000 })")
+    assert done["output"] == {"dumps": "[1]", "stdlib": True, "module": "durably_jobs.json",
+                              "helper": "hello from a sibling"}  # fmt: skip
+    echoed = call(page, "(d) => d.triggerAndWait('echo', { text: 'x' }, { timeout: 30000 })")
+    assert echoed["output"] == {"text": "x"}  # the first definition is the one used
+
+
 FUZZ = """async ({ count, seed }) => {
     const d = await window.durablyReady;
     let state = seed;

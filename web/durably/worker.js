@@ -234,8 +234,9 @@ async function boot() {
 async function fetchJobModules(jobs) {
   const modules = [];
   const errors = [];
+  // Not on sys.path: the loader imports these files as the package durably_jobs, so a
+  // job file can never shadow the standard library, pydantic or durably.
   pyodide.FS.mkdirTree(JOB_DIR);
-  pyodide.runPython(`import sys\nif ${JSON.stringify(JOB_DIR)} not in sys.path: sys.path.insert(0, ${JSON.stringify(JOB_DIR)})`);
   for (const entry of jobs) {
     const spec = typeof entry === "string" ? { url: entry } : entry;
     const source = String(spec?.url ?? spec?.wheel ?? "");
