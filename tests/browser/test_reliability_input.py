@@ -38,12 +38,12 @@ BAD_CALLS: list[tuple[str, str, list[str]]] = [
      "ValidationError:", ["4 labels", "limit is 3"]),
     ('(d) => d.trigger("echo", { text: "x" }, { labels: { a: "y".repeat(21) } })',
      "ValidationError:", ["label", "20"]),
-    ('(d) => d.trigger("echo", { text: "x" }, { labels: { n: null } })', "ValidationError:", ["label 'n'"]),
+    ('(d) => d.trigger("echo", { text: "x" }, { labels: { n: null } })', "ValidationError:", ["'options.labels.n'"]),
     ('(d) => d.trigger("echo", { text: "x" }, { labels: ["a"] })', "ValidationError:", ["labels"]),
     ('(d) => d.trigger("echo", { text: "x" }, { idempotencyKey: 7 })', "ValidationError:", ["idempotency"]),
-    ('(d) => d.trigger("echo", { text: "x" }, { colour: "red" })', "ProtocolError:", ["colour"]),
-    ('(d) => d.trigger(42, { text: "x" })', "ProtocolError:", ["job"]),
-    ('(d) => d.getRun({ id: 1 })', "ProtocolError:", ["runId"]),
+    ('(d) => d.trigger("echo", { text: "x" }, { colour: "red" })', "ValidationError:", ["colour"]),
+    ('(d) => d.trigger(42, { text: "x" })', "ValidationError:", ["job"]),
+    ('(d) => d.getRun({ id: 1 })', "ValidationError:", ["runId"]),
     ('(d) => d.cancel("no-such-run")', "NotFoundError:", ["no-such-run"]),
 ]  # fmt: skip
 
@@ -110,6 +110,52 @@ def test_broken_and_foreign_job_modules_do_not_stop_the_others(
     refused = boot_outcome(other).get("error", "")
     assert refused.startswith("ValidationError: vendorUrl") and "origin" in refused, refused
     assert not [url for url in requests.urls if url.startswith("http://localhost")]
+
+
+def test_job_modules_cannot_shadow_libraries_and_a_duplicate_job_is_reported(
+    opfs_context: BrowserContext, server: str
+) -> None:
+    page = open_reliability_page(
+        opfs_context,
+        server,
+        "shadow",
+        jobs=["./reliability_jobs.py", "./json.py", "./job_helpers.py"],
+    )
+    info = boot_outcome(page)
+    assert info.get("role") == "owner", info
+    assert {"echo", "named-like-json"} <= set(info["jobs"]), info
+    [duplicate] = info["jobErrors"]
+    assert duplicate["module"].endswith("/job_helpers.py"), duplicate
+    assert "reliability_jobs.py" in duplicate["message"] and "'echo'" in duplicate["message"]
+    done = call(page, "(d) => d.triggerAndWait('named-like-json', null, { timeout: 30000 })")
+    assert done["output"] == {"dumps": "[1]", "stdlib": True, "module": "durably_jobs.json",
+                              "helper": "hello from a sibling"}  # fmt: skip
+    echoed = call(page, "(d) => d.triggerAndWait('echo', { text: 'x' }, { timeout: 30000 })")
+    assert echoed["output"] == {"text": "x"}  # the first definition is the one used
+
+
+def test_bad_fields_and_options_reject_with_validation_errors_naming_them(
+    opfs_context: BrowserContext, server: str
+) -> None:
+    page = open_reliability_page(opfs_context, server, "fields", jobs=["./reliability_jobs.py"])
+    assert boot_outcome(page).get("role") == "owner"
+    for script, field in [
+        ("(d) => d.getRuns({ jobName: [{}] })", "'getRuns: field 'jobName.0'"),
+        ("(d) => d.purgeRuns({ olderThan: 1e20 })", "'purgeRuns: field 'olderThan'"),
+        ("(d) => d.getRuns({ limit: 2 ** 64 })", "'getRuns: field 'limit'"),
+        ("(d) => d.getRuns({ jobname: 'echo' })", "getRuns: unknown field(s) 'jobname'"),
+        ("(d) => d.trigger('echo', { text: 'x' }, { labels: { a: 1 } })", "'options.labels.a'"),
+    ]:
+        error = call_error(page, script)
+        assert error.startswith("ValidationError: ") and field.strip("'") in error, error
+    assert serving(page)
+    for options, field in [({"limits": "x"}, "options.limits"),
+                           ({"limits": {"maxInputBytes": "x"}}, "options.limits.maxInputBytes"),
+                           ({"leaseMs": -1}, "options.leaseMs")]:  # fmt: skip
+        other = open_reliability_page(opfs_context, server, "bad-options", **options)
+        refused = boot_outcome(other).get("error", "")
+        assert refused.startswith("ValidationError: ") and field in refused, refused
+        other.close()
 
 
 FUZZ = """async ({ count, seed }) => {

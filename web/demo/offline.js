@@ -3,7 +3,8 @@
 // When they are not, it registers `sw.js?v=<new version>`: the browser installs that
 // version next to the running one (a complete new cache), and it takes over when every
 // tab of the old version is gone, or at once when the page calls the `apply` function
-// handed to onUpdateReady (which reloads this tab).
+// handed to onUpdateReady (which reloads this tab). Other open tabs stay on the version
+// they loaded with until they reload (see sw.js).
 
 const SW_URL = new URL("../sw.js", import.meta.url);
 const SCOPE = new URL("../", import.meta.url);

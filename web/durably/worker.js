@@ -59,6 +59,18 @@ function replyError(id, name, message) {
   post({ id, ok: false, error: { name, message } });
 }
 
+/** A Python exception as the page should see it: its class name (ValidationError, ...) and
+ * its own message, not Pyodide's PythonError with the whole traceback. */
+function fromPython(error) {
+  if (error?.constructor?.name !== "PythonError" || typeof error.type !== "string") return error;
+  const marker = `${error.type}: `;
+  const lines = error.message.trimEnd().split("\n");
+  const at = lines.findLastIndex((line) => line.startsWith(marker) || line.includes(`.${marker}`));
+  if (at < 0) return error;
+  const message = lines.slice(at).join("\n").slice(lines[at].indexOf(marker) + marker.length);
+  return Object.assign(new Error(message), { name: error.type });
+}
+
 function errorName(error) {
   return typeof error?.name === "string" && error.name !== "Error" ? error.name : "DurablyError";
 }
@@ -196,7 +208,8 @@ function startBoot() {
       emit(WORKER_EVENTS.BOOT, { phase: "ready" });
       return info;
     },
-    (error) => {
+    (raised) => {
+      const error = fromPython(raised);
       state = "failed";
       failure = error;
       emit("worker:error", { error: `${errorName(error)}: ${error.message}`, context: "boot" });
@@ -251,8 +264,9 @@ function fromPythonError(error) {
 async function fetchJobModules(jobs) {
   const modules = [];
   const errors = [];
+  // Not on sys.path: the loader imports these files as the package durably_jobs, so a
+  // job file can never shadow the standard library, pydantic or durably.
   pyodide.FS.mkdirTree(JOB_DIR);
-  pyodide.runPython(`import sys\nif ${JSON.stringify(JOB_DIR)} not in sys.path: sys.path.insert(0, ${JSON.stringify(JOB_DIR)})`);
   for (const entry of jobs) {
     const spec = typeof entry === "string" ? { url: entry } : entry;
     const source = String(spec?.url ?? spec?.wheel ?? "");

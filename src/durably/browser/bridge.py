@@ -19,23 +19,26 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..durably import Durably, Limits, create_durably
-from ..errors import DurablyError, ProtocolError
+from ..durations import parse_duration_ms
+from ..errors import DurablyError, ProtocolError, ValidationError
 from ..events import Event
 from ..models import Run
 from ..store import SqliteStore
+from ..store.sqlite import Synchronous
 from .loader import JobModule, load_job_modules
 from .protocol import (
+    MAX_SAFE_INTEGER,
     PROTOCOL_VERSION,
-    optional,
-    optional_number,
-    parse_time,
-    require,
+    decode_request,
+    integer_in,
+    invalid,
     to_camel,
 )
 
 Post = Callable[[str], None]
 #: How long `close()` lets runs in flight finish before abandoning them.
 CLOSE_TIMEOUT_S = 2.0
+#: A handler gets the runtime and the request's decoded fields (see protocol.REQUEST_FIELDS).
 Handler = Callable[[Durably, Mapping[str, Any]], Awaitable[Any]]
 
 _RUNTIME_OPTIONS = {
@@ -53,18 +56,15 @@ _LIMIT_OPTIONS = {
     "maxLabelLength": "max_label_length",
     "maxKeyLength": "max_key_length",
 }
+_SYNCHRONOUS = ("FULL", "NORMAL")
 
 
 def run_to_js(run: Run | None) -> dict[str, Any] | None:
     return None if run is None else to_camel(run.to_dict())
 
 
-def _trigger_options(message: Mapping[str, Any]) -> dict[str, Any]:
-    options = optional(message, "options", dict) or {}
-    known = {"idempotencyKey", "concurrencyKey", "coalesce", "labels"}
-    unknown = set(options) - known
-    if unknown:
-        raise ProtocolError(f"unknown trigger option(s): {', '.join(sorted(unknown))}")
+def _trigger_options(fields: Mapping[str, Any]) -> dict[str, Any]:
+    options = fields["options"] or {}
     return {
         "idempotency_key": options.get("idempotencyKey"),
         "concurrency_key": options.get("concurrencyKey"),
@@ -73,87 +73,77 @@ def _trigger_options(message: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _trigger(durably: Durably, message: Mapping[str, Any]) -> Any:
-    job = durably._require_job(require(message, "job", str))
-    run = await job.trigger(message.get("input"), **_trigger_options(message))
+def _seconds(timeout_ms: float | None) -> float | None:
+    return None if timeout_ms is None else timeout_ms / 1000
+
+
+async def _trigger(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    job = durably._require_job(fields["job"])
+    run = await job.trigger(fields["input"], **_trigger_options(fields))
     return run_to_js(run)
 
 
-async def _trigger_and_wait(durably: Durably, message: Mapping[str, Any]) -> Any:
-    job = durably._require_job(require(message, "job", str))
-    timeout_ms = optional_number(message, "timeout")
+async def _trigger_and_wait(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    job = durably._require_job(fields["job"])
     result = await job.trigger_and_wait(
-        message.get("input"),
-        timeout=None if timeout_ms is None else timeout_ms / 1000,
-        **_trigger_options(message),
+        fields["input"], timeout=_seconds(fields["timeout"]), **_trigger_options(fields)
     )
     return to_camel(result.to_dict())
 
 
-async def _wait_for_run(durably: Durably, message: Mapping[str, Any]) -> Any:
-    timeout_ms = optional_number(message, "timeout")
-    run = await durably.wait_for_run(
-        require(message, "runId", str), None if timeout_ms is None else timeout_ms / 1000
-    )
+async def _wait_for_run(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    run = await durably.wait_for_run(fields["runId"], _seconds(fields["timeout"]))
     return run_to_js(run)
 
 
-async def _get_run(durably: Durably, message: Mapping[str, Any]) -> Any:
-    return run_to_js(await durably.get_run(require(message, "runId", str)))
+async def _get_run(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return run_to_js(await durably.get_run(fields["runId"]))
 
 
-def _filters(message: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "status": optional(message, "status", (str, list)),
-        "job_name": optional(message, "jobName", (str, list)),
-        "labels": optional(message, "labels", dict),
-    }
+def _filters(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {"status": fields["status"], "job_name": fields["jobName"], "labels": fields["labels"]}
 
 
-async def _get_runs(durably: Durably, message: Mapping[str, Any]) -> Any:
+async def _get_runs(durably: Durably, fields: Mapping[str, Any]) -> Any:
     runs = await durably.get_runs(
-        **_filters(message),
-        limit=optional(message, "limit", int),
-        offset=optional(message, "offset", int),
+        **_filters(fields), limit=fields["limit"], offset=fields["offset"]
     )
     return [run_to_js(run) for run in runs]
 
 
-async def _count_runs(durably: Durably, message: Mapping[str, Any]) -> Any:
-    return await durably.count_runs(**_filters(message))
+async def _count_runs(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return await durably.count_runs(**_filters(fields))
 
 
-async def _get_steps(durably: Durably, message: Mapping[str, Any]) -> Any:
-    steps = await durably.get_steps(require(message, "runId", str))
+async def _get_steps(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    steps = await durably.get_steps(fields["runId"])
     return [to_camel(step.to_dict()) for step in steps]
 
 
-async def _get_logs(durably: Durably, message: Mapping[str, Any]) -> Any:
-    logs = await durably.get_logs(require(message, "runId", str))
+async def _get_logs(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    logs = await durably.get_logs(fields["runId"])
     return [to_camel(log.to_dict()) for log in logs]
 
 
-async def _cancel(durably: Durably, message: Mapping[str, Any]) -> Any:
-    return run_to_js(await durably.cancel(require(message, "runId", str)))
+async def _cancel(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return run_to_js(await durably.cancel(fields["runId"]))
 
 
-async def _retrigger(durably: Durably, message: Mapping[str, Any]) -> Any:
-    return run_to_js(await durably.retrigger(require(message, "runId", str)))
+async def _retrigger(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return run_to_js(await durably.retrigger(fields["runId"]))
 
 
-async def _delete_run(durably: Durably, message: Mapping[str, Any]) -> Any:
-    await durably.delete_run(require(message, "runId", str))
+async def _delete_run(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    await durably.delete_run(fields["runId"])
     return None
 
 
-async def _purge_runs(durably: Durably, message: Mapping[str, Any]) -> Any:
-    limit = optional(message, "limit", int)
-    return await durably.purge_runs(
-        parse_time(message, "olderThan"), 500 if limit is None else limit
-    )
+async def _purge_runs(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    limit = fields["limit"]
+    return await durably.purge_runs(fields["olderThan"], 500 if limit is None else limit)
 
 
-async def _get_jobs(durably: Durably, message: Mapping[str, Any]) -> Any:
+async def _get_jobs(durably: Durably, fields: Mapping[str, Any]) -> Any:
     return sorted(durably.jobs)
 
 
@@ -174,7 +164,9 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def error_payload(exc: BaseException) -> dict[str, str]:
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ValidationError) and exc.fields:
+        return {"name": type(exc).__name__, "message": str(exc), "fields": exc.fields}
     if isinstance(exc, DurablyError):
         return {"name": type(exc).__name__, "message": str(exc)}
     # An unexpected failure: keep its class name so it can be recognised on the page.
@@ -234,7 +226,7 @@ class Bridge:
     async def _respond(self, text: str) -> None:
         request_id: Any = None
         try:
-            message = json.loads(text)
+            message = json.loads(text, parse_constant=_refuse_constant)
             if not isinstance(message, dict):
                 raise ProtocolError("a request must be a JSON object")
             request_id = message.get("id")
@@ -247,7 +239,7 @@ class Bridge:
                 raise ProtocolError(
                     f"unknown request type {kind!r}; known: {', '.join(sorted(HANDLERS))}"
                 )
-            result = await handler(self.durably, message)
+            result = await handler(self.durably, decode_request(message))
             reply = {"id": request_id, "ok": True, "result": result}
             self.flush_events()
             try:
@@ -270,16 +262,85 @@ class Bridge:
         self.flush_events()
 
 
-def _runtime_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(_RUNTIME_OPTIONS) - {"limits"}
+def _refuse_constant(name: str) -> Any:
+    raise ProtocolError(f"a request must be JSON: {name} is not a JSON number")
+
+
+_positive_integer = integer_in(1)
+
+
+def _runtime_option(name: str, value: Any) -> Any:
+    path = f"options.{name}"
+    if name == "preserveSteps":
+        if not isinstance(value, bool):
+            raise invalid(path, "true or false", value)
+        return value
+    if name == "retainRuns":
+        try:
+            ms = parse_duration_ms(value)
+        except ValueError as exc:
+            raise ValidationError(f"field {path!r}: {exc}", [path]) from None
+        if ms > MAX_SAFE_INTEGER:
+            raise invalid(path, "a duration shorter than 285,000 years", value)
+        return value
+    return _positive_integer(value, path)  # every other option counts milliseconds or runs
+
+
+def _limits(value: Any) -> Limits:
+    if not isinstance(value, dict):
+        raise invalid("options.limits", f"an object with {', '.join(_LIMIT_OPTIONS)}", value)
+    unknown = sorted(set(value) - set(_LIMIT_OPTIONS))
     if unknown:
-        raise ProtocolError(f"unknown runtime option(s): {', '.join(sorted(unknown))}")
-    kwargs = {_RUNTIME_OPTIONS[key]: value for key, value in options.items() if key != "limits"}
-    limits = options.get("limits") or {}
-    if not isinstance(limits, dict) or set(limits) - set(_LIMIT_OPTIONS):
-        raise ProtocolError(f"limits accepts {', '.join(_LIMIT_OPTIONS)}")
-    kwargs["limits"] = Limits(**{_LIMIT_OPTIONS[k]: v for k, v in limits.items()})
+        names = [f"options.limits.{key}" for key in unknown]
+        raise ValidationError(
+            f"unknown limit(s) {', '.join(unknown)}; limits accepts {', '.join(_LIMIT_OPTIONS)}",
+            names,
+        )
+    return Limits(
+        **{
+            _LIMIT_OPTIONS[key]: _positive_integer(item, f"options.limits.{key}")
+            for key, item in value.items()
+            if item is not None
+        }
+    )
+
+
+def _runtime_options(options: Any) -> dict[str, Any]:
+    """create_durably's keyword arguments; ValidationError names a wrong option."""
+    if not isinstance(options, dict):
+        raise invalid("options", "an object", options)
+    unknown = sorted(set(options) - set(_RUNTIME_OPTIONS) - {"limits"})
+    if unknown:
+        raise ValidationError(
+            f"unknown runtime option(s): {', '.join(unknown)}; "
+            f"known: {', '.join([*_RUNTIME_OPTIONS, 'limits'])}",
+            [f"options.{name}" for name in unknown],
+        )
+    kwargs = {
+        _RUNTIME_OPTIONS[key]: _runtime_option(key, value)
+        for key, value in options.items()
+        if key != "limits" and value is not None
+    }
+    if options.get("limits") is not None:
+        kwargs["limits"] = _limits(options["limits"])
     return kwargs
+
+
+def _create_durably(store: SqliteStore, jobs: Any, owner: Any, kwargs: dict[str, Any]) -> Durably:
+    try:
+        return create_durably(store, jobs, owner=owner, **kwargs)
+    except ValidationError:
+        raise
+    except ValueError as exc:  # options that are valid alone but not together
+        raise ValidationError(f"runtime options: {exc}", ["options"]) from exc
+
+
+def _synchronous(value: Any) -> Synchronous:
+    if value == "FULL":
+        return "FULL"
+    if value == "NORMAL":
+        return "NORMAL"
+    raise invalid("synchronous", " or ".join(map(repr, _SYNCHRONOUS)), value)
 
 
 async def open_bridge(config_json: str, post: Post) -> Bridge:
@@ -295,13 +356,12 @@ async def open_bridge(config_json: str, post: Post) -> Bridge:
         for m in config.get("jobModules", [])
     ]
     jobs, job_errors = load_job_modules(modules)
-    store = SqliteStore(
-        config["databasePath"], synchronous=config.get("synchronous", "FULL"), exclusive=True
-    )
+    # Checked before anything is opened: a wrong option fails the boot at once.
+    synchronous = _synchronous(config.get("synchronous") or "FULL")
+    options = _runtime_options({} if config.get("options") is None else config["options"])
+    store = SqliteStore(config["databasePath"], synchronous=synchronous, exclusive=True)
     try:
-        durably = create_durably(
-            store, jobs, owner=config.get("owner"), **_runtime_options(config.get("options", {}))
-        )
+        durably = _create_durably(store, jobs, config.get("owner"), options)
         bridge = Bridge(durably, post)
         await durably.migrate()
         # We hold the database's Web Lock, so every earlier lease holder is gone.

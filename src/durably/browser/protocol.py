@@ -3,18 +3,32 @@
 Messages are JSON text. Requests are ``{"id", "type", ...}`` with camelCase
 fields; results and events use camelCase keys on our own records only (never
 inside user data such as inputs, outputs, labels or log data).
+
+Every request type's fields are declared once, in `REQUEST_FIELDS`. A request
+whose envelope is wrong (not JSON, no id, unknown type) raises `ProtocolError`;
+a field with a wrong type or an out-of-range value, a missing required field or
+a field the type does not have raises `ValidationError` whose `fields` name it.
+A null field is the same as an absent one.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ProtocolError
+from ..errors import ValidationError
 
 PROTOCOL_VERSION = 1
+#: The largest integer JavaScript numbers hold exactly; also keeps SQLite's 64-bit ints safe.
+MAX_SAFE_INTEGER = 2**53 - 1
+#: The longest wait a request may ask for (what `setTimeout` accepts: about 24.8 days).
+MAX_TIMEOUT_MS = 2**31 - 1
+#: Fields of every request's envelope; the bridge reads them itself.
+ENVELOPE = frozenset({"id", "type"})
 
 
 @functools.cache
@@ -29,51 +43,172 @@ def to_camel(record: Mapping[str, Any]) -> dict[str, Any]:
     return {camel_key(key): value for key, value in record.items()}
 
 
-def require(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = message.get(name)
-    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ProtocolError(f"{message.get('type')}: field {name!r} must be {_kind_name(kind)}")
+# -- field decoders: (value, path) -> decoded value, or ValidationError naming `path` ----
+
+Decoder = Callable[[Any, str], Any]
+
+
+def invalid(path: str, expected: str, value: Any) -> ValidationError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+    return ValidationError(f"field {path!r} must be {expected}, not {shown}", [path])
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def text(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(path, "a string", value)
     return value
 
 
-def optional(message: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    if message.get(name) is None:
-        return None
-    return require(message, name, kind)
+def any_json(value: Any, path: str) -> Any:
+    return value  # user data: its job's schema validates it
 
 
-def optional_number(message: Mapping[str, Any], name: str) -> float | None:
-    value = optional(message, name, (int, float))
-    if value is not None and (isinstance(value, bool) or value < 0):
-        raise ProtocolError(f"{message.get('type')}: field {name!r} must be a number >= 0")
-    return None if value is None else float(value)
+def integer_in(low: int, high: int = MAX_SAFE_INTEGER) -> Decoder:
+    def decode(value: Any, path: str) -> int:
+        if not is_int(value) or not low <= value <= high:
+            raise invalid(path, f"an integer from {low} to {high}", value)
+        return int(value)
+
+    return decode
 
 
-def parse_time(message: Mapping[str, Any], name: str) -> datetime:
-    """An ISO-8601 string or epoch milliseconds."""
-    value = message.get(name)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if isinstance(value, str):
+def timeout_ms(value: Any, path: str) -> float:
+    if not is_number(value) or not 0 <= value <= MAX_TIMEOUT_MS:
+        raise invalid(path, f"a number of milliseconds from 0 to {MAX_TIMEOUT_MS}", value)
+    return float(value)
+
+
+def text_or_texts(value: Any, path: str) -> str | list[str]:
+    if isinstance(value, list):
+        return [text(item, f"{path}.{i}") for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        raise invalid(path, "a string or an array of strings", value)
+    return value
+
+
+def text_map(value: Any, path: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise invalid(path, "an object of strings", value)
+    return {key: text(item, f"{path}.{key}") for key, item in value.items()}
+
+
+#: The dates SQLite's integer milliseconds and Python's datetime both hold.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def instant(value: Any, path: str) -> datetime:
+    """An ISO-8601 string or epoch milliseconds, from 1970 to 9999."""
+    expected = "an ISO-8601 date or epoch milliseconds, from 1970 to 9999"
+    parsed: datetime | None = None
+    if is_number(value) and 0 <= value <= (_LATEST - _EARLIEST).total_seconds() * 1000:
+        parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            pass
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+    if parsed is None or not _EARLIEST <= parsed <= _LATEST:
+        raise invalid(path, expected, value)
+    return parsed
+
+
+def record(fields: Mapping[str, Field]) -> Decoder:
+    """An object with exactly these (optional) fields, decoded one by one."""
+
+    def decode(value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise invalid(path, "an object", value)
+        return decode_fields(value, fields, prefix=f"{path}.")
+
+    return decode
+
+
+@dataclass(frozen=True)
+class Field:
+    decode: Decoder
+    required: bool = False
+
+
+def decode_fields(
+    message: Mapping[str, Any], fields: Mapping[str, Field], prefix: str = ""
+) -> dict[str, Any]:
+    """Decode `message`'s fields; unknown ones are refused, absent or null ones are None."""
+    unknown = sorted(set(message) - set(fields) - (ENVELOPE if not prefix else set()))
+    if unknown:
+        names = [f"{prefix}{name}" for name in unknown]
+        known = ", ".join(fields) or "none"
+        raise ValidationError(
+            f"unknown field(s) {', '.join(map(repr, names))}; known: {known}", names
+        )
+    decoded: dict[str, Any] = {}
+    for name, field in fields.items():
+        value = message.get(name)
+        if value is None:
+            if field.required:
+                raise ValidationError(f"field {prefix}{name!r} is required", [prefix + name])
+            decoded[name] = None
         else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise ProtocolError(
-        f"{message.get('type')}: field {name!r} must be an ISO-8601 date or epoch milliseconds"
-    )
+            decoded[name] = field.decode(value, prefix + name)
+    return decoded
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        dict: "an object",
-        list: "an array",
-        bool: "a boolean",
-    }
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
+# -- the requests ----------------------------------------------------------------------
+
+_RUN_ID = {"runId": Field(text, required=True)}
+_TRIGGER = {
+    "job": Field(text, required=True),
+    "input": Field(any_json),
+    "options": Field(
+        record(
+            {
+                "idempotencyKey": Field(text),
+                "concurrencyKey": Field(text),
+                "coalesce": Field(text),
+                "labels": Field(text_map),
+            }
+        )
+    ),
+}
+_FILTERS = {
+    "status": Field(text_or_texts),
+    "jobName": Field(text_or_texts),
+    "labels": Field(text_map),
+}
+
+#: Every request type the runtime answers and the fields it takes.
+REQUEST_FIELDS: dict[str, dict[str, Field]] = {
+    "trigger": _TRIGGER,
+    "triggerAndWait": {**_TRIGGER, "timeout": Field(timeout_ms)},
+    "waitForRun": {**_RUN_ID, "timeout": Field(timeout_ms)},
+    "getRun": _RUN_ID,
+    "getRuns": {**_FILTERS, "limit": Field(integer_in(0)), "offset": Field(integer_in(0))},
+    "countRuns": _FILTERS,
+    "getSteps": _RUN_ID,
+    "getLogs": _RUN_ID,
+    "cancel": _RUN_ID,
+    "retrigger": _RUN_ID,
+    "deleteRun": _RUN_ID,
+    "purgeRuns": {"olderThan": Field(instant, required=True), "limit": Field(integer_in(1))},
+    "getJobs": {},
+}
+
+
+def decode_request(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's fields, decoded; ValidationError names a field that is wrong."""
+    kind = message["type"]
+    try:
+        return decode_fields(message, REQUEST_FIELDS[kind])
+    except ValidationError as exc:
+        raise ValidationError(f"{kind}: {exc}", exc.fields) from None
