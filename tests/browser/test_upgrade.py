@@ -22,11 +22,11 @@ from helpers import boot_outcome, call
 from playwright.sync_api import BrowserContext, Page
 
 from durably.browser.protocol import camel_key
-from durably.store.sqlite import _migrations
+from durably.store.sqlite import migrations
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO / "tests" / "fixtures" / "databases" / f"schema-{_migrations()[-1][0]}.sqlite3"
-NEWEST_KNOWN = _migrations()[-1][0]
+FIXTURE = REPO / "tests" / "fixtures" / "databases" / f"schema-{migrations()[-1][0]}.sqlite3"
+NEWEST_KNOWN = migrations()[-1][0]
 
 WRITE_DATABASE = """async ([name, encoded]) => {
     const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));

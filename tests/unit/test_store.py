@@ -10,7 +10,7 @@ from harness import Database
 
 from durably import SqliteStore, create_durably, define_job
 from durably.errors import StorageError
-from durably.store.sqlite import _migrations
+from durably.store.sqlite import migrations
 
 
 @define_job(name="echo")
@@ -21,7 +21,7 @@ async def echo(step: Any, input: Any) -> Any:
 async def test_migrate_records_the_schema_version(db: Database) -> None:
     await db.runtime([echo])
     versions = db.rows("SELECT version FROM durably_schema_versions")
-    assert versions == [(v,) for v, _ in _migrations()]
+    assert versions == [(v,) for v, _ in migrations()]
     assert versions[0] == (1,)
     tables = {
         name
@@ -54,7 +54,7 @@ async def test_migrating_twice_is_a_no_op(db: Database) -> None:
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
-    numbers = [v for v, _ in _migrations()]
+    numbers = [v for v, _ in migrations()]
     assert numbers == list(range(1, len(numbers) + 1))
 
 

@@ -25,6 +25,8 @@ from durably import Durably, create_durably
 from durably.errors import SchemaVersionError, StorageError
 from durably.models import RunStatus
 from durably.store import sqlite as sqlite_store
+from durably.store.migrations import Migration
+from durably.store.sqlite import schema as sqlite_schema
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((REPO / "tests" / "fixtures" / "databases").glob("*.sqlite3"))
@@ -41,7 +43,7 @@ def load_jobs() -> ModuleType:
 
 
 JOBS = load_jobs()
-NEWEST_KNOWN = sqlite_store._migrations()[-1][0]
+NEWEST_KNOWN = sqlite_schema.migrations()[-1][0]
 
 
 class Fixture:
@@ -230,13 +232,18 @@ async def test_a_migration_that_fails_part_way_leaves_the_database_as_it_was(
 ) -> None:
     with fixture.raw() as conn:
         schema, versions = schema_of(conn), versions_of(conn)
-    shipped = sqlite_store._migrations()
-    good = (NEWEST_KNOWN + 1, "CREATE TABLE durably_extra (x INTEGER);\n"
-            "ALTER TABLE durably_runs ADD COLUMN extra TEXT;\n"
-            "UPDATE durably_runs SET extra = 'x';")  # fmt: skip
-    bad = (NEWEST_KNOWN + 2, "CREATE TABLE durably_more (y INTEGER);\n"
-           "INSERT INTO durably_no_such_table VALUES (1);")  # fmt: skip
-    monkeypatch.setattr(sqlite_store, "_migrations", lambda: [*shipped, good, bad])
+    shipped = sqlite_schema.migrations()
+    good = Migration(
+        NEWEST_KNOWN + 1,
+        "CREATE TABLE durably_extra (x INTEGER);\n"
+        "ALTER TABLE durably_runs ADD COLUMN extra TEXT;\n"
+        "UPDATE durably_runs SET extra = 'x';",
+    )
+    bad = Migration(
+        NEWEST_KNOWN + 2,
+        "CREATE TABLE durably_more (y INTEGER);\nINSERT INTO durably_no_such_table VALUES (1);",
+    )
+    monkeypatch.setattr(sqlite_schema, "migrations", lambda: [*shipped, good, bad])
 
     runtime = fixture.open()
     with pytest.raises(StorageError, match=f"migration {bad[0]:04d} failed.*no such table"):
@@ -250,7 +257,7 @@ async def test_a_migration_that_fails_part_way_leaves_the_database_as_it_was(
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     # Without the failing migration the upgrade goes through.
-    monkeypatch.setattr(sqlite_store, "_migrations", lambda: [*shipped, good])
+    monkeypatch.setattr(sqlite_schema, "migrations", lambda: [*shipped, good])
     runtime = fixture.open()
     await runtime.migrate()
     await runtime.close()

@@ -1,0 +1,29 @@
+"""The store on Python's built-in `sqlite3`: a file, ":memory:", or a file in OPFS.
+
+`SqliteStore` is composed of one part per concern of the `Store` interface, all writing
+through one connection (`database.py`); SQL shared with other stores lives one level up
+(`rows.py`, `sql.py`, `migrations.py`). Every write made for a lease holder carries the
+lease guard: a stale holder (reclaimed run) or a cancelled run changes nothing.
+"""
+
+from __future__ import annotations
+
+from ..base import Store
+from .database import Synchronous
+from .leases import SqliteLeases
+from .operations import SqliteRunOperations
+from .runs import SqliteRuns
+from .schema import SqliteSchema, migrations
+from .steps import SqliteSteps
+
+__all__ = ["SqliteStore", "Synchronous", "migrations"]
+
+
+class SqliteStore(SqliteSchema, SqliteRuns, SqliteLeases, SqliteSteps, SqliteRunOperations, Store):
+    """Store runs in a SQLite database.
+
+    `exclusive=True` sets ``locking_mode=EXCLUSIVE`` before anything else touches the
+    file: the browser owner uses it (it holds the Web Lock, and WAL then needs no
+    shared memory). `synchronous` trades durability for speed: FULL survives an OS
+    crash, NORMAL survives a process or tab crash.
+    """
