@@ -100,7 +100,7 @@ class RunExecution:
             self.stalled_step = name
             self.require(self.store.record_stalled_step(self.lease, name, now))
         else:
-            self.require(self.store.start_step(self.lease, index, now))
+            self.require(self.store.start_step(self.lease))
 
     def step_persisted(self) -> None:
         """The run progressed: the store reset its stalled claims with the step."""

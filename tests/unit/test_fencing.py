@@ -185,7 +185,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     before = snapshot()
     now = clock.advance(1)
     assert store.renew_lease(stale, now, LEASE_MS) is False
-    assert store.start_step(stale, 0, now) is False
+    assert store.start_step(stale) is False
     assert store.persist_step(stale, "s", 0, '"x"', now, now) is False
     assert store.persist_step_failure(stale, "s", 0, "err", now, now) is False
     assert store.update_progress(stale, '{"current":1}', now) is False
@@ -196,7 +196,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
 
     # The same writes under the current lease apply.
     assert store.renew_lease(current, now, LEASE_MS) is True
-    assert store.start_step(current, 0, now) is True
+    assert store.start_step(current) is True
     assert store.persist_step(current, "s", 0, '"x"', now, now) is True
     assert store.update_progress(current, '{"current":1}', now) is True
     assert store.append_log(current, "info", "m", None, None, now) is True

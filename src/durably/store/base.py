@@ -130,9 +130,9 @@ class Store(ABC):
     # -- writes by the lease holder (fenced by generation) ---------------------------
 
     @abstractmethod
-    def start_step(self, lease: Lease, index: int, now: int) -> bool:
-        """Whether the lease still holds before step `index` starts. Writes nothing: the
-        run's position is stored with the step's outcome (`persist_step`)."""
+    def start_step(self, lease: Lease) -> bool:
+        """Whether the lease still holds before a step starts. Writes nothing: the run's
+        position is stored with the step's outcome (`persist_step`)."""
 
     @abstractmethod
     def record_stalled_step(self, lease: Lease, name: str, now: int) -> bool:

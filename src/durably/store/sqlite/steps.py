@@ -17,7 +17,7 @@ _LEASE_GUARD = lease_guard("?")
 class SqliteSteps(SqliteDatabase):
     # -- writes by the lease holder (fenced by generation) ---------------------------
 
-    def start_step(self, lease: Lease, index: int, now: int) -> bool:
+    def start_step(self, lease: Lease) -> bool:
         # A read, not a write: a step that starts costs no commit. The step's own
         # commit (persist_step) is fenced again and moves current_step_index on.
         row = self._execute(
