@@ -1,5 +1,5 @@
 """Fixtures of the unit suite: `clock` (a FakeClock) and `db`, one temporary
-database per test, parameterised over every store backend in `harness.STORE_KINDS`."""
+database per test, parameterised over every store in `harness.STORES`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from harness import STORE_KINDS, Database, FakeClock
+from harness import STORES, Database, FakeClock, StoreBackend
 
 
 @pytest.fixture
@@ -17,11 +17,12 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=sorted(STORE_KINDS))
+@pytest.fixture(params=STORES, ids=[store.id for store in STORES])
 async def db(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Database]:
-    database = Database(request.param, STORE_KINDS[request.param](tmp_path), clock)
+    store: StoreBackend = request.param
+    database = Database(store.id, store.opener(tmp_path), clock)
     yield database
     # Stop every worker before closing any store: ":memory:" runtimes share one.
     for durably in database.runtimes:

@@ -2,7 +2,7 @@
 scenario runs against, one test database, and small helpers (event recorder,
 waiting on a condition, driving one execution).
 
-A new backend is one more entry in `STORE_KINDS`. Time that matters (leases,
+A new backend is one more entry in `STORES`. Time that matters (leases,
 retention, ordering) comes from `FakeClock`, which tests advance explicitly.
 """
 
@@ -47,15 +47,26 @@ class StoreOpener:
     def open(self) -> Store:
         raise NotImplementedError
 
-    def raw(self) -> sqlite3.Connection:
-        """A plain sqlite3 connection to the same data, for checking tables directly."""
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query run directly on the test database, bypassing the store."""
         raise NotImplementedError
 
     def close(self) -> None:
         pass
 
 
-class FileOpener(StoreOpener):
+class SqliteOpener(StoreOpener):
+    """A SQLite test database, also readable through a plain sqlite3 connection."""
+
+    def raw(self) -> sqlite3.Connection:
+        """A plain sqlite3 connection to the same data, for checking tables directly."""
+        raise NotImplementedError
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.raw().execute(sql, params).fetchall()]
+
+
+class FileOpener(SqliteOpener):
     """A WAL database file; each `open()` is its own connection, as another process has.
 
     Stores use ``synchronous=NORMAL``: commits are equally visible and atomic, only
@@ -79,7 +90,7 @@ class FileOpener(StoreOpener):
             self._raw.close()
 
 
-class MemoryOpener(StoreOpener):
+class MemoryOpener(SqliteOpener):
     """One ":memory:" connection, so every runtime of the test shares one store."""
 
     def __init__(self) -> None:
@@ -92,10 +103,21 @@ class MemoryOpener(StoreOpener):
         return self._store._conn
 
 
-STORE_KINDS: dict[str, Callable[[Path], StoreOpener]] = {
-    "file": lambda tmp: FileOpener(tmp / "durably.db"),
-    "memory": lambda tmp: MemoryOpener(),
-}
+@dataclass(frozen=True)
+class StoreBackend:
+    """One store the shared scenarios run against: `id` names it in test ids, `opener`
+    makes a fresh test database in the test's temporary directory."""
+
+    id: str
+    opener: Callable[[Path], StoreOpener]
+
+
+#: Every store the shared scenario suite runs against: each test that takes the `db`
+#: fixture runs once per entry. A new store is one more entry here.
+STORES: list[StoreBackend] = [
+    StoreBackend("sqlite-file", lambda tmp: FileOpener(tmp / "durably.db")),
+    StoreBackend("sqlite-memory", lambda tmp: MemoryOpener()),
+]
 
 
 @dataclass
@@ -116,14 +138,16 @@ class Database:
         return durably
 
     def raw(self) -> sqlite3.Connection:
+        """The plain sqlite3 connection of a SQLite database (SQLite-only scenarios)."""
+        assert isinstance(self.opener, SqliteOpener), f"{self.kind} is not a SQLite store"
         return self.opener.raw()
 
     def count(self, table: str, where: str = "1", params: Iterable[Any] = ()) -> int:
         sql = f"SELECT count(*) FROM {table} WHERE {where}"
-        return int(self.raw().execute(sql, tuple(params)).fetchone()[0])
+        return int(self.opener.rows(sql, tuple(params))[0][0])
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.raw().execute(sql, tuple(params)).fetchall()]
+        return self.opener.rows(sql, tuple(params))
 
 
 # -- helpers --------------------------------------------------------------------------
