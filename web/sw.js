@@ -35,9 +35,9 @@ const APP_FILES = [
   "durably/worker.js",
   "durably/pyodide-boot.js",
   "durably/opfs-fs.js",
-  "durably/runs-element.js",
-  "durably/runs-view.js",
-  "durably/runs-style.js",
+  "durably/ui/runs-element.js",
+  "durably/ui/runs-view.js",
+  "durably/ui/runs-style.js",
 ];
 /** The runtime: manifest.json lists the Pyodide files and the wheels it loads. */
 const VENDOR = "vendor/";

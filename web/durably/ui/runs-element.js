@@ -9,7 +9,7 @@
 // polling. Deleted and purged runs leave the list at once, before that fetch.
 //
 // Usage:
-//   import "/durably/runs-element.js";
+//   import "/durably/ui/runs-element.js";
 //   const runs = document.querySelector("durably-runs");
 //   runs.connect(new DurablyClient({ database, jobs }));          // boot phases included
 //   // or: runs.connect(createDurably({ database, jobs, onBoot: runs.onBoot }));
@@ -116,7 +116,7 @@ export class DurablyRunsElement extends HTMLElement {
    * Show the runs of a DurablyClient, or of the promise createDurably() returned.
    * A client is listened to at once, so its boot phases and a secondary role show up
    * before it is ready. Resolves when the client is ready (or has failed to start).
-   * @param {import("./client").DurablyClient | Promise<import("./client").DurablyClient> | null} source
+   * @param {import("../client").DurablyClient | Promise<import("../client").DurablyClient> | null} source
    */
   connect(source) {
     const connection = ++this.#connection;
