@@ -35,6 +35,7 @@ const APP_FILES = [
   "durably/worker.js",
   "durably/pyodide-boot.js",
   "durably/opfs-fs.js",
+  "durably/statuses.js",
   "durably/ui/runs-element.js",
   "durably/ui/runs-view.js",
   "durably/ui/runs-style.js",

@@ -8,6 +8,8 @@
 // exactly those characters. Updates compare before writing, so re-rendering an
 // unchanged row touches nothing.
 
+import { isTerminalStatus, RUN_STATUSES } from "../statuses.js";
+
 const MAX_JSON_CHARS = 4000;
 /** Logs shown per run; older lines are summarised in one line. */
 export const MAX_LOGS = 500;
@@ -95,7 +97,6 @@ function progressText(progress) {
   return progress.message ? `${count} · ${progress.message}` : count;
 }
 
-export const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 /** How each status is shown: "leased" reads as "running" to people. */
 export const STATUS_TEXT = { pending: "pending", leased: "running", completed: "completed", failed: "failed", cancelled: "cancelled" };
 
@@ -204,7 +205,7 @@ export class RunRow {
         text: label,
         attrs: { type: "button", "data-action": action, "data-run-id": run.id, "aria-label": `${label} ${name}` },
       });
-    const buttons = TERMINAL.has(run.status)
+    const buttons = isTerminalStatus(run.status)
       ? [button("retrigger", "Retrigger"), button("delete", "Delete", "danger")]
       : [button("cancel", "Cancel")];
     const focused = this.actions.contains(this.actions.getRootNode().activeElement);
@@ -340,7 +341,7 @@ export function buildShell(root, css) {
 
   const status = el("select", { attrs: { "data-filter": "status" } },
     el("option", { text: "All statuses", attrs: { value: "" } }),
-    ...Object.entries(STATUS_TEXT).map(([value, text]) => el("option", { text, attrs: { value } })));
+    ...RUN_STATUSES.map((value) => el("option", { text: STATUS_TEXT[value] ?? value, attrs: { value } })));
   const job = el("select", { attrs: { "data-filter": "jobName" } }, el("option", { text: "All jobs", attrs: { value: "" } }));
   const previous = el("button", { text: "‹ Previous", part: "button", attrs: { type: "button", "data-action": "previous", "aria-label": "Previous page" } });
   const next = el("button", { text: "Next ›", part: "button", attrs: { type: "button", "data-action": "next", "aria-label": "Next page" } });
