@@ -35,9 +35,17 @@ const APP_FILES = [
   "durably/worker.js",
   "durably/pyodide-boot.js",
   "durably/opfs-fs.js",
-  "durably/runs-element.js",
-  "durably/runs-view.js",
-  "durably/runs-style.js",
+  "durably/statuses.js",
+  "durably/ui/runs-element.js",
+  "durably/ui/runs-model.js",
+  "durably/ui/runs-renderer.js",
+  "durably/ui/runs-view.js",
+  "durably/ui/runs-style.js",
+  "durably/ui/run-details.js",
+  "durably/ui/run-details-view.js",
+  "durably/ui/run-actions.js",
+  "durably/ui/format.js",
+  "durably/ui/dom.js",
 ];
 /** The runtime: manifest.json lists the Pyodide files and the wheels it loads. */
 const VENDOR = "vendor/";

@@ -5,7 +5,7 @@
 // live side by side in one browser profile.
 
 import { createDurably } from "../durably/client.js";
-import "../durably/runs-element.js";
+import "../durably/ui/runs-element.js";
 import { registerServiceWorker } from "./offline.js";
 
 const database = new URLSearchParams(location.search).get("db") || "demo";

@@ -1,6 +1,6 @@
 // Types for runs-element.js: the <durably-runs> custom element.
 
-import type { BootPhase, DurablyClient, DurablyEvent, RunStatus } from "./client";
+import type { BootPhase, DurablyClient, DurablyEvent, RunStatus } from "../client";
 
 export interface RunsFilter {
   /** Only runs with this status; "" for any. */
