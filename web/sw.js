@@ -256,6 +256,9 @@ self.addEventListener("message", (event) => {
     const port = event.ports[0];
     event.waitUntil(
       (async () => {
+        // A page asks once it has loaded, when the page it replaced is surely gone: the
+        // clean-up at that navigation may still have seen the old page and kept its cache.
+        await deleteUnusedCaches();
         const active = await activeCacheName();
         const current = active ? active.slice(CACHE_PREFIX.length) : null;
         try {
