@@ -18,7 +18,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..durably import Durably, Limits, create_durably
+from .. import Durably, Limits, create_durably
 from ..durations import parse_duration_ms
 from ..errors import DurablyError, ProtocolError, ValidationError
 from ..events import Event

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ValidationError
+from ..models import ms_to_datetime
 
 PROTOCOL_VERSION = 1
 #: The largest integer JavaScript numbers hold exactly; also keeps SQLite's 64-bit ints safe.
@@ -111,7 +112,7 @@ def instant(value: Any, path: str) -> datetime:
     expected = "an ISO-8601 date or epoch milliseconds, from 1970 to 9999"
     parsed: datetime | None = None
     if is_number(value) and 0 <= value <= (_LATEST - _EARLIEST).total_seconds() * 1000:
-        parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
+        parsed = ms_to_datetime(value)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
