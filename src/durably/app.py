@@ -1,9 +1,8 @@
 """The user-facing runtime: `create_durably` and the `Durably` facade.
 
-The facade composes the parts and implements every public operation on runs; it is
-the only module that knows them all. Each part gets what it uses (store, emitter,
-clock, settings), never the facade: the path of a run is trigger (here) → `scheduler`
-(claim loop) → `execution` (one run) → `step` (the step API) → `store`.
+The facade composes the parts and implements every public operation on runs. Each part
+gets what it uses (store, emitter, clock, settings), never the facade: a run goes from
+trigger (here) to `scheduler`, `execution`, `step` and the `store`.
 """
 
 from __future__ import annotations

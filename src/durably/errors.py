@@ -1,9 +1,8 @@
-"""The project's error classes, and how an exception is described in a run or event.
+"""The project's error classes, and `describe_error`, the form a failure is stored in.
 
-Every error raised by durably derives from `DurablyError`, and each class's
-docstring is the default message. `LeaseLostError` and `RunCancelledError` are
-control flow: the runtime never records them as job failures. A class's name is
-what the page sees as the error's name.
+Every error derives from `DurablyError`; each class's docstring is its default message
+and its name is the error name the page sees. `LeaseLostError` and `RunCancelledError`
+are control flow: the runtime never records them as job failures.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Typed events, one class per ``noun:verb``, and the emitter that delivers them.
 
-Listeners run in the emitting task (sync) or as their own task (async). A
-listener that raises never reaches the run: its error is re-emitted as
-``worker:error`` (and logged if a ``worker:error`` listener itself fails). Every
-``worker:error`` is built by `WorkerErrorEvent.of`, most through `EventEmitter.report`.
+Listeners run in the emitting task (sync) or as their own task (async). A listener that
+raises never reaches the run: its error becomes ``worker:error`` (logged if that fails
+too). Every ``worker:error`` is built by `WorkerErrorEvent.of`.
 """
 
 from __future__ import annotations

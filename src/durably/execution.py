@@ -1,10 +1,8 @@
 """Executes one leased run to an outcome: completed, failed, cancelled or lease-lost.
 
-Control flow never throws out of `execute`: a failing job is recorded as a
-failure; a cancellation or a lost lease only stops the execution (the run's
-state was already changed by whoever cancelled or reclaimed it). Every write is
-fenced by the lease generation; while the run executes, a background task renews
-the lease. A run abandoned too often before it finished a step is failed at once.
+Control flow never throws out of `execute`: a failing job is recorded as a failure; a
+cancel or a lost lease only stops it. Every write is fenced by the lease generation
+(a rejected one stops the run); a background task renews the lease meanwhile.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Read models returned by the public API: runs, steps, logs, trigger results.
 
-All are frozen snapshots of what the store held when they were read. Times are
-timezone-aware UTC datetimes; `to_dict()` gives the JSON-safe form (ISO-8601
-strings) that the browser bridge sends to the page.
+All are frozen snapshots of what the store held when they were read. Times are UTC
+datetimes (`ms_to_datetime` is the one conversion from stored milliseconds); `to_dict()`
+gives the JSON-safe form the bridge sends. The finished statuses are listed once here.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The scheduler: the claim loop that leases runs up to `max_concurrent_runs` and hands
-each to a `RunExecution` (not to be confused with the browser's Web Worker).
+"""The scheduler: the claim loop that hands leased runs to `RunExecution`s (not the Web Worker).
 
-It sleeps until woken (a trigger in this process, a finished run) or the polling
-interval passes (the fallback for runs triggered by other processes). When idle it
-does housekeeping that is due (retention purge, at most once a minute); never on the
-claim path, and an idle loop writes nothing. A run executing here is never claimed again.
+It sleeps until woken or the polling interval passes; at most `max_concurrent_runs`
+execute at once, and a run executing here is never claimed again. Housekeeping
+(retention) runs only when idle: an idle loop writes nothing.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""The step API a job function receives: `step.run`, `step.progress`, `step.log`, and
-the run's `CancellationSignal`.
+"""The step API a job function receives (`step.run`, `progress`, `log`) and its signal.
 
-A completed step's output is stored, and on resume `step.run` returns it without
-calling the function again. `step.run` always returns the JSON form of the value
-(the same thing a replay returns), so a job behaves identically on its first
-execution and after a resume. Every write goes through the `RunControl` of the
-execution, which keeps the lease fence and the order of events.
+A completed step's output is stored; on resume `step.run` returns it (always the JSON
+form, first run or replay) without calling the function. Every write goes through the
+execution's `RunControl`, which keeps the lease fence and the order of events.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Waiting for runs to finish: `wait_for_run` and `subscribe`.
 
-Waiters are resolved by this process's terminal events, so any number of them
-costs nothing while they wait. For runs executed by another process (which
-emits no events here), one shared poller reads the statuses of all waited-for
-runs in a single query per polling interval. A failed read is reported as
-``worker:error`` and tried again at the next interval, never the end of the poller.
+Waiters are resolved by this process's terminal events; for runs executed by another
+process one shared poller reads all waited-for statuses in one query per interval. A
+failed read is reported as ``worker:error`` and retried, never the end of the poller.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Decoding requests from the page and encoding runtime values for it.
 
-Messages are JSON text. Requests are ``{"id", "type", ...}`` with camelCase
-fields; results and events use camelCase keys on our own records only (never
-inside user data such as inputs, outputs, labels or log data).
-
-Every request type's fields are declared once, in `REQUEST_FIELDS`. A request
-whose envelope is wrong (not JSON, no id, unknown type) raises `ProtocolError`;
-a field with a wrong type or an out-of-range value, a missing required field or
-a field the type does not have raises `ValidationError` whose `fields` name it.
-A null field is the same as an absent one.
+Every request type's fields are declared once, in `REQUEST_FIELDS`; a wrong envelope
+raises `ProtocolError`, a wrong, missing or unknown field a `ValidationError` naming
+it. Only our own records' keys become camelCase, never user data inside them.
 """
 
 from __future__ import annotations
@@ -207,7 +201,10 @@ REQUEST_FIELDS: dict[str, dict[str, Field]] = {
 
 
 def decode_request(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The request's fields, decoded; ValidationError names a field that is wrong."""
+    """The request's fields, decoded; ValidationError names a field that is wrong.
+
+    Requests are JSON objects ``{"id", "type", ...}`` with camelCase fields; a null
+    field is the same as an absent one."""
     kind = message["type"]
     try:
         return decode_fields(message, REQUEST_FIELDS[kind])
