@@ -1,8 +1,8 @@
 """Read models returned by the public API: runs, steps, logs, trigger results.
 
-All are frozen snapshots of what the store held when they were read. Times are
-timezone-aware UTC datetimes; `to_dict()` gives the JSON-safe form (ISO-8601
-strings) that the browser bridge sends to the page.
+All are frozen snapshots of what the store held when they were read. Times are UTC
+datetimes (`ms_to_datetime` is the one conversion from stored milliseconds); `to_dict()`
+gives the JSON-safe form the bridge sends. The finished statuses are listed once here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 
 class RunStatus(StrEnum):
+    """A run's status. The finished ones (`is_terminal`) are listed once, below."""
+
     PENDING = "pending"  # waiting to be claimed by a worker
     LEASED = (
         "leased"  # claimed; the lease holder is executing it (or died, until the lease expires)
@@ -32,7 +34,12 @@ TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.
 Disposition = Literal["created", "idempotent", "coalesced"]
 
 
-def ms_to_datetime(ms: int | None) -> datetime | None:
+@overload
+def ms_to_datetime(ms: int | float) -> datetime: ...
+@overload
+def ms_to_datetime(ms: None) -> None: ...
+def ms_to_datetime(ms: int | float | None) -> datetime | None:
+    """Epoch milliseconds as a UTC datetime (None stays None): the one conversion."""
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 

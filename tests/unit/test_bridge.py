@@ -91,6 +91,19 @@ async def test_trigger_and_wait_returns_camel_case_records(bridged: tuple[Bridge
     assert all("jobName" in e and "timestamp" in e for e in page.events())
 
 
+async def test_waiting_for_a_cancelled_run_fails_with_run_cancelled_error(
+    bridged: tuple[Bridge, Page],
+) -> None:
+    bridge, page = bridged
+    await bridge.durably.stop()  # the run stays pending until it is cancelled
+    run = await ask(bridge, page, {"id": 1, "type": "trigger", "job": "count",
+                                   "input": {"steps": 1}})  # fmt: skip
+    await ask(bridge, page, {"id": 2, "type": "cancel", "runId": run["result"]["id"]})
+    waited = await ask(bridge, page, {"id": 3, "type": "waitForRun", "runId": run["result"]["id"]})
+    assert waited["ok"] is False
+    assert waited["error"]["name"] == "RunCancelledError"
+
+
 async def test_purge_posts_one_camel_case_runs_purge_event(bridged: tuple[Bridge, Page]) -> None:
     bridge, page = bridged
     done = await ask(bridge, page, {"id": 1, "type": "triggerAndWait", "job": "count",

@@ -1,14 +1,8 @@
 """The runtime's side of the page protocol, running inside the browser worker.
 
-The worker hands every request to `Bridge.handle` as JSON text and posts
-whatever the bridge emits through the `post` callable it supplied: exactly one
-response per request (``{"id", "ok", "result" | "error"}``) and every runtime
-event, in order. Events emitted in one turn of the event loop travel as one
-message (``{"type": "events", "events": [...]}``, or ``{"type": "event", "event"}``
-for a single one): a job reporting progress in a tight loop costs one postMessage,
-not thousands. Queued events are always posted before any later response, so the
-page sees events and responses in the order they happened. A request that fails
-for any reason gets an error response; nothing a page sends can stop the bridge.
+Every request gets exactly one response (``{"id", "ok", "result" | "error"}``), and
+queued events are always posted before any later response, so the page sees them in
+the order they happened. Nothing a page sends can stop the bridge.
 """
 
 from __future__ import annotations
@@ -18,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..durably import Durably, Limits, create_durably
+from .. import Durably, Limits, create_durably
 from ..durations import parse_duration_ms
 from ..errors import DurablyError, ProtocolError, ValidationError
 from ..events import Event
@@ -174,7 +168,14 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 class Bridge:
-    """Serves one page's requests against one `Durably` runtime."""
+    """Serves one page's requests against one `Durably` runtime.
+
+    The worker hands every request to `handle` as JSON text and posts whatever the
+    bridge emits through its `post` callable. Events emitted in one turn of the event
+    loop travel as one message (``{"type": "events", "events": [...]}``, or
+    ``{"type": "event", "event"}`` for a single one): a job reporting progress in a
+    tight loop costs one postMessage, not thousands.
+    """
 
     def __init__(self, durably: Durably, post: Post) -> None:
         self.durably = durably

@@ -1,10 +1,8 @@
 """Executes one leased run to an outcome: completed, failed, cancelled or lease-lost.
 
-Control flow never throws out of `execute`: a failing job is recorded as a
-failure; a cancellation or a lost lease only stops the execution (the run's
-state was already changed by whoever cancelled or reclaimed it). While the run
-executes, a background task renews its lease. A run abandoned too often before it
-finished a step (a poison run) is failed at once instead of executed again.
+Control flow never throws out of `execute`: a failing job is recorded as a failure; a
+cancel or a lost lease only stops it. Every write is fenced by the lease generation
+(a rejected one stops the run); a background task renews the lease meanwhile.
 """
 
 from __future__ import annotations
@@ -14,40 +12,40 @@ import traceback
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Literal
 
-from .context import CancellationSignal, Step, is_stray_cancellation
+from .clock import Clock
 from .encoding import from_json, to_json
 from .errors import (
-    CancelledError,
     LeaseLostError,
+    RunCancelledError,
     StalledRunError,
     StorageError,
     StrayCancellationError,
+    describe_error,
 )
 from .events import (
     Event,
+    EventEmitter,
     LogWriteEvent,
     RunCancelEvent,
     RunCompleteEvent,
     RunFailEvent,
     RunLeasedEvent,
     RunLeaseRenewedEvent,
+    RunProgressEvent,
     StepCancelEvent,
+    StepCompleteEvent,
     StepFailEvent,
     StepStartEvent,
-    WorkerErrorEvent,
 )
-from .models import Run, RunStatus, ms_to_datetime
-from .store import Claim
+from .models import LogLevel, Progress, Run, RunStatus, ms_to_datetime
+from .options import Settings
+from .step import CancellationSignal, Step, is_stray_cancellation
+from .store import Claim, Store
 
 if TYPE_CHECKING:
-    from .durably import Durably
     from .jobs import JobDefinition
 
 Outcome = Literal["completed", "failed", "cancelled", "lease-lost"]
-
-
-def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def stalled_error(step_name: str | None, attempts: int) -> StalledRunError:
@@ -65,9 +63,19 @@ def stalled_error(step_name: str | None, attempts: int) -> StalledRunError:
 class RunExecution:
     """One attempt at executing a run under one lease generation."""
 
-    def __init__(self, durably: Durably, definition: JobDefinition[Any, Any], claim: Claim) -> None:
-        self.durably = durably
-        self.store = durably.store
+    def __init__(
+        self,
+        store: Store,
+        emitter: EventEmitter,
+        clock: Clock,
+        settings: Settings,
+        definition: JobDefinition[Any, Any],
+        claim: Claim,
+    ) -> None:
+        self.store = store
+        self._emitter = emitter
+        self._clock = clock
+        self._settings = settings
         self.definition = definition
         self.run: Run = claim.run
         self.lease = claim.lease
@@ -85,7 +93,11 @@ class RunExecution:
         self._failed_step: str | None = None
         self._step: Step | None = None
 
-    # -- helpers used by Step --------------------------------------------------------
+    # -- what a Step calls (step.RunControl) -----------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
 
     @property
     def recovering(self) -> bool:
@@ -93,29 +105,71 @@ class RunExecution:
         step started meanwhile is recorded, so a stalled run can name its step."""
         return self.stalled_claims > 0
 
-    def step_started(self, name: str, index: int, now: int) -> None:
+    def begin_step(self, name: str, index: int, started_at: int) -> None:
         """Check the lease before step `name` runs (a read), and while recovering record
-        the step as the one in flight (a fenced write)."""
+        the step as the one in flight (a fenced write); then announce step:start."""
         if self.recovering:
             self.stalled_step = name
-            self.require(self.store.record_stalled_step(self.lease, name, now))
+            self.require_applied(self.store.record_stalled_step(self.lease, name, started_at))
         else:
-            self.require(self.store.start_step(self.lease))
+            self.require_applied(self.store.start_step(self.lease))
+        self._steps_in_flight[index] = name
+        self.emit(StepStartEvent, step_name=name, step_index=index)
 
-    def step_persisted(self) -> None:
-        """The run progressed: the store reset its stalled claims with the step."""
+    def complete_step(
+        self,
+        name: str,
+        index: int,
+        output_json: str,
+        started_at: int,
+        completed_at: int,
+        progress_json: str | None,
+    ) -> Any:
+        """Store a finished step with the latest progress in one fenced commit and
+        announce step:complete; returns the output as stored (its JSON form)."""
+        self.require_applied(
+            self.store.persist_step(
+                self.lease, name, index, output_json, started_at, completed_at, progress_json
+            )
+        )
+        # The run progressed: the store reset its stalled claims with the step.
         self.stalled_claims = 0
         self.stalled_step = None
+        output = from_json(output_json)
+        self.end_step_event(
+            StepCompleteEvent, index, output=output, duration_ms=completed_at - started_at
+        )
+        return output
+
+    def store_progress(self, progress_json: str, now: int) -> None:
+        self.require_applied(self.store.update_progress(self.lease, progress_json, now))
+
+    def announce_progress(self, progress: Progress) -> None:
+        self.emit(RunProgressEvent, progress=progress)
+
+    def write_log(
+        self, level: LogLevel, message: str, data_json: str | None, step_name: str | None
+    ) -> None:
+        self.require_applied(
+            self.store.append_log(self.lease, level, message, data_json, step_name, self.now_ms())
+        )
+        self.emit(
+            LogWriteEvent,
+            level=level,
+            message=message,
+            data=from_json(data_json),
+            step_name=step_name,
+        )
 
     def now_ms(self) -> int:
-        return self.durably.now_ms()
+        return self._clock()
 
     def emit(self, event_class: type[Event], **fields: Any) -> None:
-        self.durably.emitter.emit(
+        self._emitter.emit(
             event_class(
                 run_id=self.run.id,
                 job_name=self.run.job_name,
-                timestamp=self.durably.now(),
+                timestamp=self._clock.now(),
                 **fields,
             )
         )
@@ -125,29 +179,29 @@ class RunExecution:
         return self._finished
 
     def report_error(self, exc: BaseException, context: str) -> None:
-        self.emit(WorkerErrorEvent, error=describe_error(exc), context=context)
+        self._emitter.report(exc, context, self.run.id, self.run.job_name)
 
     def raise_if_stopped(self) -> None:
         if self.signal.reason == "cancelled":
-            raise CancelledError(f"run {self.run.id} was cancelled")
+            raise RunCancelledError(f"run {self.run.id} was cancelled")
         if self.signal.reason == "lease-lost":
             raise LeaseLostError(
                 f"run {self.run.id} was reclaimed by another worker "
                 f"(lease generation {self.lease.generation} is stale)"
             )
 
-    def require(self, applied: bool) -> None:
+    def require_applied(self, applied: bool) -> None:
         """Stop the execution if a fenced write was rejected, saying why."""
-        if applied:
-            return
+        if not applied:
+            self._signal_rejection()
+            self.raise_if_stopped()
+
+    def _signal_rejection(self) -> None:
+        """The lease fence rejected a write: fire the signal with the reason. The one
+        place that tells a cancel (or delete) from another worker reclaiming the run."""
         current = self.store.get_run(self.run.id)
         cancelled = current is None or current.status == RunStatus.CANCELLED
         self.signal.fire("cancelled" if cancelled else "lease-lost")
-        self.raise_if_stopped()
-
-    def start_step_event(self, name: str, index: int) -> None:
-        self._steps_in_flight[index] = name
-        self.emit(StepStartEvent, step_name=name, step_index=index)
 
     def end_step_event(self, event_class: type[Event], index: int, **fields: Any) -> None:
         """Emit a step's ending event, unless it was already ended (a cancel did)."""
@@ -176,7 +230,7 @@ class RunExecution:
         self.stop_if_signalled()
         self._failed_step = name
         error = describe_error(exc)
-        self.require(
+        self.require_applied(
             self.store.persist_step_failure(
                 self.lease, name, index, error, started_at, self.now_ms()
             )
@@ -188,15 +242,14 @@ class RunExecution:
     async def execute(self) -> Outcome:
         assert self.run.lease_expires_at is not None
         if self.signal.reason is not None:
-            # Cancelled between the claim and now: the job never starts.
-            return "cancelled" if self.signal.reason == "cancelled" else "lease-lost"
+            return self._stopped()  # cancelled between the claim and now: the job never starts
         self.emit(
             RunLeasedEvent,
             lease_owner=self.lease.owner,
             lease_expires_at=self.run.lease_expires_at,
             lease_generation=self.lease.generation,
         )
-        limit = self.durably.settings.max_stalled_attempts
+        limit = self._settings.max_stalled_attempts
         if self.stalled_claims >= limit:
             # A poison run: its worker or tab stopped every time before a step finished
             # (e.g. the step crashes the tab). Executing it again would loop forever.
@@ -224,16 +277,16 @@ class RunExecution:
             output_json = self.definition.dump_output(result)
             self.raise_if_stopped()
             now = self.now_ms()
-            self.require(
+            self.require_applied(
                 self.store.complete_run(
                     self.lease,
                     output_json,
                     now,
-                    self.durably.settings.preserve_steps,
+                    self._settings.preserve_steps,
                     step.take_pending_progress(now),
                 )
             )
-        except CancelledError as exc:
+        except RunCancelledError as exc:
             if not self.signal.cancelled:
                 return self._fail(exc)  # raised by job code, not by a cancellation
             return self._stopped()
@@ -288,9 +341,8 @@ class RunExecution:
                 data={"traceback": trace},
                 step_name=self._failed_step,
             )
-        if not self.store.fail_run(self.lease, error, now, self.durably.settings.preserve_steps):
-            with suppress(CancelledError, LeaseLostError):
-                self.require(False)
+        if not self.store.fail_run(self.lease, error, now, self._settings.preserve_steps):
+            self._signal_rejection()
             return self._stopped()
         self.cancel_steps_in_flight()
         self.emit(RunFailEvent, error=error, failed_step=self._failed_step)
@@ -309,7 +361,7 @@ class RunExecution:
         return "cancelled"
 
     async def _keep_lease(self) -> None:
-        settings = self.durably.settings
+        settings = self._settings
         while True:
             await asyncio.sleep(settings.lease_renew_interval_ms / 1000)
             if self._finished:
@@ -325,12 +377,10 @@ class RunExecution:
                     continue
                 if self._finished or self._finished_by_us():
                     return  # the renewal raced our own completion: not a lost lease
-                current = self.store.get_run(self.run.id)
-                cancelled = current is None or current.status == RunStatus.CANCELLED
-                self.signal.fire("cancelled" if cancelled else "lease-lost")
+                self._signal_rejection()
                 return
             except Exception as exc:
-                self.emit(WorkerErrorEvent, error=describe_error(exc), context="lease renewal")
+                self.report_error(exc, "lease renewal")
 
     def _finished_by_us(self) -> bool:
         current = self.store.get_run(self.run.id)

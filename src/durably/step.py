@@ -1,9 +1,8 @@
-"""The step API a job function receives: `step.run`, `step.progress`, `step.log`.
+"""The step API a job function receives (`step.run`, `progress`, `log`) and its signal.
 
-A completed step's output is stored, and on resume `step.run` returns it without
-calling the function again. `step.run` always returns the JSON form of the value
-(the same thing a replay returns), so a job behaves identically on its first
-execution and after a resume.
+A completed step's output is stored; on resume `step.run` returns it (always the JSON
+form, first run or replay) without calling the function. Every write goes through the
+execution's `RunControl`, which keeps the lease fence and the order of events.
 """
 
 from __future__ import annotations
@@ -13,21 +12,17 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .encoding import from_json, to_json
 from .errors import (
-    CancelledError,
     LeaseLostError,
+    RunCancelledError,
     SerializationError,
     StepNameError,
     StrayCancellationError,
 )
-from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent
 from .models import LogLevel, Progress
-
-if TYPE_CHECKING:
-    from .runtime import RunExecution
 
 #: Progress is written to the database at most this often (every call still emits an event).
 #: Progress reported in between is stored with the next step's commit, or by a timer once
@@ -74,6 +69,39 @@ class CancellationSignal:
             callback(reason)
 
 
+class RunControl(Protocol):
+    """What a `Step` calls on the execution of its run (`execution.RunExecution`). A
+    write the lease fence rejects fires the signal and raises RunCancelledError or
+    LeaseLostError, which a step lets through."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def signal(self) -> CancellationSignal: ...
+    @property
+    def finished(self) -> bool: ...
+    def now_ms(self) -> int: ...
+    def raise_if_stopped(self) -> None: ...
+    def stop_if_signalled(self) -> None: ...
+    def begin_step(self, name: str, index: int, started_at: int) -> None: ...
+    async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None: ...
+    def complete_step(
+        self,
+        name: str,
+        index: int,
+        output_json: str,
+        started_at: int,
+        completed_at: int,
+        progress_json: str | None,
+    ) -> Any: ...
+    def store_progress(self, progress_json: str, now: int) -> None: ...
+    def announce_progress(self, progress: Progress) -> None: ...
+    def write_log(
+        self, level: LogLevel, message: str, data_json: str | None, step_name: str | None
+    ) -> None: ...
+    def report_error(self, exc: BaseException, context: str) -> None: ...
+
+
 class StepLog:
     """Structured logs of a run, stored with it and emitted as ``log:write`` events."""
 
@@ -93,7 +121,7 @@ class StepLog:
 class Step:
     """The context of one run's execution, passed to the job function."""
 
-    def __init__(self, execution: RunExecution, stored_outputs: dict[str, str | None]) -> None:
+    def __init__(self, execution: RunControl, stored_outputs: dict[str, str | None]) -> None:
         self._execution = execution
         self._stored = stored_outputs
         self._seen: set[str] = set()
@@ -107,7 +135,7 @@ class Step:
 
     @property
     def run_id(self) -> str:
-        return self._execution.run.id
+        return self._execution.run_id
 
     @property
     def signal(self) -> CancellationSignal:
@@ -136,15 +164,14 @@ class Step:
             return from_json(self._stored[name])
 
         started_at = execution.now_ms()
-        execution.step_started(name, index, started_at)
-        execution.start_step_event(name, index)
+        execution.begin_step(name, index, started_at)
         self._current_step = name
         try:
             result = fn(self.signal) if _takes_argument(fn) else fn()
             if inspect.isawaitable(result):
                 result = await result
             output_json = to_json(result, f"output of step {name!r}")
-        except (CancelledError, LeaseLostError):
+        except (RunCancelledError, LeaseLostError):
             raise
         except Exception as exc:
             await execution.fail_step(name, index, started_at, exc)
@@ -165,17 +192,9 @@ class Step:
         completed_at = execution.now_ms()
         # One commit per step: the output, the count and the latest progress together.
         progress_json = self.take_pending_progress(completed_at)
-        execution.require(
-            execution.store.persist_step(
-                execution.lease, name, index, output_json, started_at, completed_at, progress_json
-            )
+        return execution.complete_step(
+            name, index, output_json, started_at, completed_at, progress_json
         )
-        execution.step_persisted()
-        output = from_json(output_json)
-        execution.end_step_event(
-            StepCompleteEvent, index, output=output, duration_ms=completed_at - started_at
-        )
-        return output
 
     def progress(
         self, current: int | float, total: int | float | None = None, message: str | None = None
@@ -202,7 +221,7 @@ class Step:
             self._progress_timer = asyncio.get_running_loop().call_later(
                 delay, self._flush_progress_later
             )
-        self._execution.emit(RunProgressEvent, progress=progress)
+        self._execution.announce_progress(progress)
 
     def take_pending_progress(self, now: int) -> str | None:
         """The progress not stored yet, for the caller's commit to store (None if none)."""
@@ -221,11 +240,8 @@ class Step:
         self.cancel_progress_timer()
         if self._pending_progress is None:
             return
-        execution = self._execution
-        now = execution.now_ms()
-        execution.require(
-            execution.store.update_progress(execution.lease, self._pending_progress, now)
-        )
+        now = self._execution.now_ms()
+        self._execution.store_progress(self._pending_progress, now)
         self._pending_progress = None
         self._progress_written_at = now
 
@@ -235,7 +251,7 @@ class Step:
             return
         try:
             self._flush_progress()
-        except (CancelledError, LeaseLostError):
+        except (RunCancelledError, LeaseLostError):
             pass  # the signal has fired: the run stops at its next step boundary
         except Exception as exc:
             self._execution.report_error(exc, "storing progress")
@@ -245,20 +261,8 @@ class Step:
             raise SerializationError(
                 f"a log message must be a string, not {type(message).__name__}"
             )
-        execution = self._execution
         data_json = None if data is None else to_json(data, "log data")
-        execution.require(
-            execution.store.append_log(
-                execution.lease, level, message, data_json, self._current_step, execution.now_ms()
-            )
-        )
-        execution.emit(
-            LogWriteEvent,
-            level=level,
-            message=message,
-            data=from_json(data_json),
-            step_name=self._current_step,
-        )
+        self._execution.write_log(level, message, data_json, self._current_step)
 
 
 def is_stray_cancellation() -> bool:
