@@ -8,7 +8,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean torture bench
+.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean torture bench dist example
 
 setup: setup-python setup-web
 
@@ -41,8 +41,32 @@ lint: setup-python
 test-unit: setup-python
 	$(PY) -m pytest tests/unit
 
+# The npm package durably-pyodide (dist/durably-pyodide-<version>.tgz), rebuilt when a
+# source it packs changes.
+NPM_VERSION  := $(shell sed -n 's/^  "version": "\(.*\)",/\1/p' package.json)
+NPM_TARBALL  := dist/durably-pyodide-$(NPM_VERSION).tgz
+DIST_SOURCES := $(shell find web/durably npm src/durably requirements -type f -not -name '*.pyc') \
+	package.json package-lock.json pyproject.toml scripts/build_npm.py scripts/setup_web.py
+
+dist: $(NPM_TARBALL)
+
+$(NPM_TARBALL): $(DIST_SOURCES) | setup
+	cd scripts && ../$(PY) build_npm.py
+
+# The Vite example, installed from the tarball (--no-save keeps its committed lock file
+# as is) and built; the browser tests serve examples/vite-app/dist.
+EXAMPLE         := examples/vite-app
+EXAMPLE_SOURCES := $(shell find $(EXAMPLE) -type f -not -path '*/node_modules/*' -not -path '*/dist/*')
+
+example: $(EXAMPLE)/dist/.built
+
+$(EXAMPLE)/dist/.built: $(NPM_TARBALL) $(EXAMPLE_SOURCES)
+	cd $(EXAMPLE) && npm install --no-save --no-audit --no-fund --loglevel=error ../../$(NPM_TARBALL)
+	cd $(EXAMPLE) && npx vite build --logLevel warn
+	touch $@
+
 # Two workers: booting Pyodide dominates and overlaps well with the other worker's waits.
-test-browser: setup chromium
+test-browser: setup chromium example
 	$(PY) -m pytest tests/browser -n 2
 
 test: lint test-unit test-browser
@@ -59,4 +83,4 @@ bench: setup chromium
 	$(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) node_modules web/vendor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules web/vendor build dist $(EXAMPLE)/node_modules $(EXAMPLE)/dist .pytest_cache .mypy_cache .ruff_cache

@@ -58,8 +58,11 @@ export class DurablyClient {
     });
     this.on(WORKER_EVENTS.SECONDARY, () => (this.role = "secondary"));
 
-    const workerUrl = options.workerUrl ?? new URL("./worker.js", import.meta.url);
-    this._worker = new Worker(workerUrl, { type: "module", name: `durably:${database}` });
+    // The default is spelled `new Worker(new URL("./worker.js", import.meta.url), ...)` so
+    // that bundlers (Vite, webpack, Parcel) find the worker and emit it with its imports.
+    this._worker = options.workerUrl
+      ? new Worker(options.workerUrl, { type: "module", name: `durably:${database}` })
+      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `durably:${database}` });
     this._worker.onerror = (event) => {
       event.preventDefault?.();
       this._fail(namedError("WorkerError", `the durably worker failed: ${event.message || "it could not be loaded"}`));

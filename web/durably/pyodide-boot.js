@@ -40,8 +40,9 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
 
   onPhase("loading-python");
   const runtimeUrl = `${base}/pyodide/`;
-  const { loadPyodide, version } = await import(`${runtimeUrl}pyodide.mjs`);
-  const { default: createPyodideModule } = await import(`${runtimeUrl}pyodide.asm.mjs`);
+  // Loaded at run time from the vendor directory, never bundled (hence @vite-ignore).
+  const { loadPyodide, version } = await import(/* @vite-ignore */ `${runtimeUrl}pyodide.mjs`);
+  const { default: createPyodideModule } = await import(/* @vite-ignore */ `${runtimeUrl}pyodide.asm.mjs`);
   if (version !== manifest.pyodideVersion) {
     throw new Error(
       `vendored pyodide.mjs is ${version} but manifest.json says ${manifest.pyodideVersion}: ` +
