@@ -192,6 +192,8 @@ class JobHandle:
         concurrency_key: str | None = None,
         coalesce: str | None = None,
         labels: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> RunResult:
         """Trigger and wait for the run to finish (timeout in seconds). Raises RunFailedError,
         RunCancelledError or WaitTimeoutError when it does not complete."""
@@ -201,6 +203,8 @@ class JobHandle:
             concurrency_key=concurrency_key,
             coalesce=coalesce,
             labels=labels,
+            delay=delay,
+            run_at=run_at,
         )
         done = await self._runtime.wait_for_run(run.id, timeout=timeout)
         return RunResult(
