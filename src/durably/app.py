@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .clock import Clock, EpochMs
-from .encoding import from_json
+from .encoding import from_json, to_json
 from .errors import ConflictError, NotFoundError, ValidationError
 from .events import (
     Event,
@@ -23,15 +23,24 @@ from .events import (
     RunCancelEvent,
     RunCoalescedEvent,
     RunDeleteEvent,
+    RunResumeEvent,
     RunsPurgeEvent,
     RunTriggerEvent,
 )
 from .jobs import JobDefinition, JobHandle
 from .models import LogRecord, Run, StepRecord, datetime_to_ms
-from .options import Limits, Settings, check_input_size, check_trigger_options, run_query
+from .options import (
+    Limits,
+    Settings,
+    check_input_size,
+    check_run_at,
+    check_trigger_options,
+    run_query,
+)
 from .scheduler import Scheduler, default_owner
 from .store import NewRun, SqliteStore, Store
 from .waiters import RunWaiters
+from .waits import Network
 
 
 def create_durably(
@@ -82,7 +91,12 @@ class Durably:
         self._clock = clock
         self.jobs: dict[str, JobHandle] = {}
         self.emitter = EventEmitter(clock.now)
-        self._scheduler = Scheduler(store, self.emitter, clock, settings, owner, self.jobs)
+        #: Whether the runtime is online (`set_online`); runs waiting for the network
+        #: wake when it comes back.
+        self.network = Network()
+        self._scheduler = Scheduler(
+            store, self.emitter, clock, settings, owner, self.jobs, self.network
+        )
         self._waiters = RunWaiters(store, self.emitter, settings.polling_interval_ms)
 
     # -- time ------------------------------------------------------------------------
@@ -176,11 +190,14 @@ class Durably:
         concurrency_key: str | None,
         coalesce: str | None,
         labels: Mapping[str, str] | None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> Run:
         """Store a run of `definition` (what `JobHandle.trigger` calls: use that)."""
         label_map = check_trigger_options(
             self.settings.limits, idempotency_key, concurrency_key, coalesce, labels
         )
+        due = check_run_at(delay, run_at, self.now_ms)
         _, input_json = definition.parse_input(raw_input)
         check_input_size(self.settings.limits, definition.name, input_json)
         run, disposition = self.store.create_run(
@@ -192,6 +209,7 @@ class Durably:
                 concurrency_key=concurrency_key,
                 coalesce=coalesce == "skip",
                 labels=label_map,
+                run_at=due,
             ),
             self.now_ms(),
         )
@@ -280,8 +298,41 @@ class Durably:
 
     # -- operations on runs ----------------------------------------------------------
 
+    async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Send the event `name` with a JSON `payload` to a run. It waits in the run's
+        mailbox until the run's `wait_for_event(name)` takes it (at once if the run
+        waits for it now). NotFoundError for an unknown run, ConflictError for a finished
+        one, ValidationError for a payload that is not JSON (nothing is stored)."""
+        if not isinstance(name, str) or not name:
+            raise ValidationError("an event needs a non-empty string name", ["name"])
+        payload_json = to_json(payload, f"payload of event {name!r}")
+        if self.store.send_event(run_id, name, payload_json, self.now_ms()):
+            self._scheduler.wake()
+
+    async def resume(self, run_id: str) -> Run:
+        """Continue a failed run after its last completed step: it is pending again with
+        its error cleared; its completed steps return their stored outputs and what did
+        not complete runs afresh. ConflictError for a run that did not fail."""
+        run = self.store.resume_run(run_id, self.now_ms())
+        self.emitter.emit(
+            RunResumeEvent(run_id=run.id, job_name=run.job_name, timestamp=self.now())
+        )
+        self._scheduler.wake()
+        return run
+
+    @property
+    def online(self) -> bool:
+        return self.network.online
+
+    def set_online(self, online: bool) -> None:
+        """Tell the runtime whether the network is reachable (the browser bridge does).
+        Coming online wakes the runs waiting for the network."""
+        self.network.online = bool(online)
+        if online and self.store.wake_network_waits(self.now_ms()):
+            self._scheduler.wake()
+
     async def cancel(self, run_id: str) -> Run:
-        """Cancel a pending or leased run. A leased run stops at its next step boundary
+        """Cancel a pending, leased or waiting run. A leased run stops at its next step boundary
         at the latest, and its steps' cancellation signal fires. If it runs here, the
         step in flight gets its step:cancel before run:cancel, the run's last event."""
         before = self.store.cancel_run(run_id, self.now_ms(), self.settings.preserve_steps)

@@ -52,6 +52,23 @@ class StalledRunError(DurablyError):
     """The run was abandoned too many times in a row before it finished a step; it is
     failed instead of retried forever."""
 
+    @classmethod
+    def naming(cls, step_name: str | None, attempts: int) -> StalledRunError:
+        """The error of a run that stalled `attempts` times, naming its step if known."""
+        where = (
+            f"step {step_name!r} did not finish"
+            if step_name is not None
+            else "no step finished (the step in flight is not known)"
+        )
+        return cls(
+            f"run stalled: {where} in {attempts} consecutive attempts (the worker or tab "
+            "stopped each time); it is failed instead of retried forever"
+        )
+
+
+class StepTimeoutError(DurablyError, TimeoutError):
+    """An attempt of a step took longer than its `timeout`; it counts as a failed attempt."""
+
 
 class StrayCancellationError(DurablyError):
     """An asyncio CancelledError was raised inside the job that was not a cancellation of

@@ -100,6 +100,48 @@ class RunCancelEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunWaitEvent(Event):
+    """The run suspended: it holds no lease until `until` passes, or its event arrives,
+    or the network returns. `kind` is sleep, event, online or retry; `name` the wait's
+    (a retry's: its step's)."""
+
+    type: ClassVar[str] = "run:wait"
+    kind: str
+    name: str
+    until: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunWakeEvent(Event):
+    """A waiting run was claimed again; it replays to the wait `name` and goes on."""
+
+    type: ClassVar[str] = "run:wake"
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumeEvent(Event):
+    """A failed run was put back to pending; it continues after its last completed step."""
+
+    type: ClassVar[str] = "run:resume"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRetryEvent(Event):
+    """An attempt of a step with retries failed; attempt `attempt + 1` starts after
+    `next_delay_ms` (or, with `offline`, once the network is back: not counted)."""
+
+    type: ClassVar[str] = "step:retry"
+    step_name: str
+    step_index: int
+    attempt: int
+    error: str
+    next_delay_ms: int | None
+    offline: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunDeleteEvent(Event):
     type: ClassVar[str] = "run:delete"
 
@@ -199,11 +241,15 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         RunFailEvent,
         RunCancelEvent,
         RunDeleteEvent,
+        RunWaitEvent,
+        RunWakeEvent,
+        RunResumeEvent,
         RunsPurgeEvent,
         StepStartEvent,
         StepCompleteEvent,
         StepFailEvent,
         StepCancelEvent,
+        StepRetryEvent,
         LogWriteEvent,
         WorkerErrorEvent,
     )

@@ -1,4 +1,5 @@
-"""Executes one leased run to an outcome: completed, failed, cancelled or lease-lost.
+"""Executes one leased run to an outcome: completed, failed, cancelled, lease-lost or
+waiting (suspended on a wait: stored, lease released; see waits.py).
 
 Control flow never throws out of `execute`: a failing job is recorded as a failure; a
 cancel or a lost lease only stops it. Every write is fenced by the lease generation
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from .clock import Clock
 from .encoding import from_json, to_json
@@ -30,34 +31,25 @@ from .events import (
     RunCompleteEvent,
     RunFailEvent,
     RunLeasedEvent,
-    RunLeaseRenewedEvent,
     RunProgressEvent,
+    RunWakeEvent,
     StepCancelEvent,
     StepCompleteEvent,
     StepFailEvent,
     StepStartEvent,
 )
-from .models import LogLevel, Progress, Run, RunStatus, ms_to_datetime
+from .models import LogLevel, Progress, Run, RunStatus, StepKind
 from .options import Settings
+from .renewal import keep_lease
 from .step import CancellationSignal, Step, is_stray_cancellation
-from .store import Claim, Store
+from .store import Claim, Store, Wait
+from .waits import Network, RunSuspended, replay_records, suspend_execution
 
 if TYPE_CHECKING:
     from .jobs import JobDefinition
 
-Outcome = Literal["completed", "failed", "cancelled", "lease-lost"]
-
-
-def stalled_error(step_name: str | None, attempts: int) -> StalledRunError:
-    where = (
-        f"step {step_name!r} did not finish"
-        if step_name is not None
-        else "no step finished (the step in flight is not known)"
-    )
-    return StalledRunError(
-        f"run stalled: {where} in {attempts} consecutive attempts (the worker or tab "
-        "stopped each time); it is failed instead of retried forever"
-    )
+#: "waiting": the run suspended on a wait (stored, lease released); it resumes by replay.
+Outcome = Literal["completed", "failed", "cancelled", "lease-lost", "waiting"]
 
 
 class RunExecution:
@@ -71,6 +63,7 @@ class RunExecution:
         settings: Settings,
         definition: JobDefinition[Any, Any],
         claim: Claim,
+        network: Network | None = None,
     ) -> None:
         self.store = store
         self._emitter = emitter
@@ -82,6 +75,9 @@ class RunExecution:
         self.stalled_claims = claim.stalled_claims
         #: The step in flight when the run was last abandoned (while recovering: now).
         self.stalled_step = claim.stalled_step
+        #: What the run waited for before this claim (None: it was not waiting).
+        self.woken_from = claim.woken_from
+        self._network = network or Network()
         self.signal = CancellationSignal()
         #: Set once run:cancel was emitted for this run (by `Durably.cancel` or here).
         self.cancel_announced = False
@@ -98,6 +94,16 @@ class RunExecution:
     @property
     def run_id(self) -> str:
         return self.run.id
+
+    @property
+    def online(self) -> bool:
+        return self._network.online
+
+    @property
+    def replays_waits(self) -> bool:
+        """Whether the run waited or stalled before: its replay needs its records of
+        waits and attempts that did not complete."""
+        return self.woken_from is not None or self.recovering
 
     @property
     def recovering(self) -> bool:
@@ -124,12 +130,22 @@ class RunExecution:
         started_at: int,
         completed_at: int,
         progress_json: str | None,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> Any:
-        """Store a finished step with the latest progress in one fenced commit and
-        announce step:complete; returns the output as stored (its JSON form)."""
+        """Store a finished step (or wait) with the latest progress in one fenced commit
+        and announce step:complete; returns the output as stored (its JSON form)."""
         self.require_applied(
             self.store.persist_step(
-                self.lease, name, index, output_json, started_at, completed_at, progress_json
+                self.lease,
+                name,
+                index,
+                output_json,
+                started_at,
+                completed_at,
+                progress_json,
+                kind,
+                attempts,
             )
         )
         # The run progressed: the store reset its stalled claims with the step.
@@ -178,6 +194,16 @@ class RunExecution:
     def finished(self) -> bool:
         return self._finished
 
+    def finished_by_us(self) -> bool:
+        """Whether this execution's own generation finished or suspended the run (a
+        renewal that failed because of it is no lost lease)."""
+        current = self.store.get_run(self.run.id)
+        return (
+            current is not None
+            and current.lease_generation == self.lease.generation
+            and current.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.WAITING)
+        )
+
     def report_error(self, exc: BaseException, context: str) -> None:
         self._emitter.report(exc, context, self.run.id, self.run.job_name)
 
@@ -193,10 +219,10 @@ class RunExecution:
     def require_applied(self, applied: bool) -> None:
         """Stop the execution if a fenced write was rejected, saying why."""
         if not applied:
-            self._signal_rejection()
+            self.signal_rejection()
             self.raise_if_stopped()
 
-    def _signal_rejection(self) -> None:
+    def signal_rejection(self) -> None:
         """The lease fence rejected a write: fire the signal with the reason. The one
         place that tells a cancel (or delete) from another worker reclaiming the run."""
         current = self.store.get_run(self.run.id)
@@ -225,17 +251,32 @@ class RunExecution:
             self.cancel_steps_in_flight()
         self.raise_if_stopped()
 
-    async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None:
+    async def fail_step(
+        self,
+        name: str,
+        index: int,
+        started_at: int,
+        exc: Exception,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> None:
         # A step that gave up because the signal fired was stopped, not failed.
         self.stop_if_signalled()
         self._failed_step = name
         error = describe_error(exc)
         self.require_applied(
             self.store.persist_step_failure(
-                self.lease, name, index, error, started_at, self.now_ms()
+                self.lease, name, index, error, started_at, self.now_ms(), kind, attempts
             )
         )
         self.end_step_event(StepFailEvent, index, error=error)
+
+    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
+        step = self._step
+        suspend_execution(self, wait, retry, step.take_pending_progress if step else None)
+
+    def deliver_event(self, name: str, index: int, started_at: int) -> str | None:
+        return self.store.deliver_event(self.lease, name, index, started_at, self.now_ms())
 
     # -- the execution ---------------------------------------------------------------
 
@@ -249,16 +290,19 @@ class RunExecution:
             lease_expires_at=self.run.lease_expires_at,
             lease_generation=self.lease.generation,
         )
+        if self.woken_from is not None:
+            woken = self.woken_from
+            self.emit(RunWakeEvent, kind=woken.get("kind"), name=woken.get("name"))
         limit = self._settings.max_stalled_attempts
         if self.stalled_claims >= limit:
             # A poison run: its worker or tab stopped every time before a step finished
             # (e.g. the step crashes the tab). Executing it again would loop forever.
             self._failed_step = self.stalled_step
             try:
-                return self._fail(stalled_error(self.stalled_step, limit))
+                return self._fail(StalledRunError.naming(self.stalled_step, limit))
             finally:
                 self._finished = True
-        keeper = asyncio.ensure_future(self._keep_lease())
+        keeper = asyncio.ensure_future(keep_lease(self, self._settings))
         try:
             return await self._execute()
         finally:
@@ -272,7 +316,9 @@ class RunExecution:
     async def _execute(self) -> Outcome:
         started = self.now_ms()
         try:
-            step = self._step = Step(self, self.store.get_completed_step_outputs(self.run.id))
+            step = self._step = Step(
+                self, *replay_records(self.store, self.run.id, self.replays_waits)
+            )
             result = await self.definition.run(step, self.definition.load_input(self.run.input))
             output_json = self.definition.dump_output(result)
             self.raise_if_stopped()
@@ -292,6 +338,8 @@ class RunExecution:
             return self._stopped()
         except LeaseLostError:
             return self._stopped()
+        except RunSuspended:
+            return "waiting"  # stored by `suspend`; claimed again when the wait is over
         except Exception as exc:
             return self._fail(exc)
         except asyncio.CancelledError as exc:
@@ -341,8 +389,8 @@ class RunExecution:
                 data={"traceback": trace},
                 step_name=self._failed_step,
             )
-        if not self.store.fail_run(self.lease, error, now, self._settings.preserve_steps):
-            self._signal_rejection()
+        if not self.store.fail_run(self.lease, error, now):
+            self.signal_rejection()
             return self._stopped()
         self.cancel_steps_in_flight()
         self.emit(RunFailEvent, error=error, failed_step=self._failed_step)
@@ -359,33 +407,3 @@ class RunExecution:
             self.cancel_announced = True
             self.emit(RunCancelEvent)  # cancelled by another process
         return "cancelled"
-
-    async def _keep_lease(self) -> None:
-        settings = self._settings
-        while True:
-            await asyncio.sleep(settings.lease_renew_interval_ms / 1000)
-            if self._finished:
-                return
-            try:
-                now = self.now_ms()
-                if self.store.renew_lease(self.lease, now, settings.lease_ms):
-                    self.emit(
-                        RunLeaseRenewedEvent,
-                        lease_owner=self.lease.owner,
-                        lease_expires_at=ms_to_datetime(now + settings.lease_ms),
-                    )
-                    continue
-                if self._finished or self._finished_by_us():
-                    return  # the renewal raced our own completion: not a lost lease
-                self._signal_rejection()
-                return
-            except Exception as exc:
-                self.report_error(exc, "lease renewal")
-
-    def _finished_by_us(self) -> bool:
-        current = self.store.get_run(self.run.id)
-        return (
-            current is not None
-            and current.lease_generation == self.lease.generation
-            and current.status in (RunStatus.COMPLETED, RunStatus.FAILED)
-        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import pydantic
@@ -136,6 +137,8 @@ class JobRuntime(Protocol):
         concurrency_key: str | None,
         coalesce: str | None,
         labels: Mapping[str, str] | None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> Run: ...
 
     async def wait_for_run(self, run_id: str, timeout: float | None = None) -> Run: ...
@@ -163,8 +166,12 @@ class JobHandle:
         concurrency_key: str | None = None,
         coalesce: str | None = None,
         labels: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> Run:
-        """Queue a run; returns it with `disposition` "created", "idempotent" or "coalesced"."""
+        """Queue a run; returns it with `disposition` "created", "idempotent" or "coalesced".
+        `delay` (seconds) or `run_at` (an aware datetime) delays it: it stays pending
+        and is not claimed before then."""
         return await self._runtime.enqueue(
             self.definition,
             input,
@@ -172,6 +179,8 @@ class JobHandle:
             concurrency_key=concurrency_key,
             coalesce=coalesce,
             labels=labels,
+            delay=delay,
+            run_at=run_at,
         )
 
     async def trigger_and_wait(
@@ -183,6 +192,8 @@ class JobHandle:
         concurrency_key: str | None = None,
         coalesce: str | None = None,
         labels: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> RunResult:
         """Trigger and wait for the run to finish (timeout in seconds). Raises RunFailedError,
         RunCancelledError or WaitTimeoutError when it does not complete."""
@@ -192,6 +203,8 @@ class JobHandle:
             concurrency_key=concurrency_key,
             coalesce=coalesce,
             labels=labels,
+            delay=delay,
+            run_at=run_at,
         )
         done = await self._runtime.wait_for_run(run.id, timeout=timeout)
         return RunResult(

@@ -20,6 +20,10 @@ class RunStatus(StrEnum):
     LEASED = (
         "leased"  # claimed; the lease holder is executing it (or died, until the lease expires)
     )
+    #: suspended without a lease: sleeping, waiting for an event, the network or a retry's
+    #: delay (`waiting_for`); claimable again at `wake_at`. Still in progress: it keeps
+    #: its concurrency key.
+    WAITING = "waiting"
     COMPLETED = "completed"  # finished; `output` holds the result
     FAILED = "failed"  # finished with an error; `error` holds the message
     CANCELLED = "cancelled"  # cancelled before it finished
@@ -98,11 +102,21 @@ class Run(_Snapshot):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: A waiting run: when it becomes claimable again (None: when its event arrives or
+    #: the network returns).
+    wake_at: datetime | None = None
+    #: A waiting run: what it waits for, ``{"kind": "sleep"|"event"|"online"|"retry",
+    #: "name", "until"}`` (`until` an ISO-8601 UTC string or None).
+    waiting_for: dict[str, Any] | None = None
+    #: A delayed run (``trigger(delay=...)``): not claimed before this time.
+    run_at: datetime | None = None
     #: How the trigger call that returned this run got it; None on runs read back later.
     disposition: Disposition | None = None
 
 
-StepStatus = Literal["completed", "failed", "cancelled"]
+StepStatus = Literal["completed", "failed", "cancelled", "waiting"]
+#: What a step record is: a step, or one of the waits that share its namespace.
+StepKind = Literal["step", "sleep", "event", "online"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,13 @@ class StepRecord(_Snapshot):
     error: str | None
     started_at: datetime
     completed_at: datetime | None
+    kind: StepKind = "step"
+    #: Attempts made (a step with retries); the error of the last failed one.
+    attempts: int = 1
+    last_error: str | None = None
+    #: A wait in progress: its deadline (a sleep's end, an event's timeout, a retry's
+    #: next attempt); None otherwise.
+    wake_at: datetime | None = None
 
 
 LogLevel = Literal["info", "warn", "error"]

@@ -7,13 +7,14 @@ ValueError (runtime settings) or ValidationError naming the field (per-call opti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .durations import parse_duration_ms
 from .errors import ValidationError
-from .models import RunStatus
+from .models import RunStatus, datetime_to_ms
 from .store import RunQuery
 
 
@@ -124,6 +125,27 @@ def check_labels(limits: Limits, labels: Any) -> dict[str, str]:
                 [f"labels.{key}"],
             )
     return dict(labels)
+
+
+def check_run_at(delay: Any, run_at: Any, now: Callable[[], int]) -> int | None:
+    """When a delayed trigger's run becomes due (epoch ms), or None: at once."""
+    if delay is not None and run_at is not None:
+        raise ValidationError("give delay or run_at, not both", ["delay", "run_at"])
+    if delay is not None:
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, (int, float))
+            or not 0 <= delay <= 10**10  # seconds; about 317 years
+        ):
+            raise ValidationError(
+                f"delay must be a number of seconds >= 0, not {delay!r}", ["delay"]
+            )
+        return now() + round(delay * 1000)
+    if run_at is not None:
+        if not isinstance(run_at, datetime) or run_at.tzinfo is None:
+            raise ValidationError("run_at must be a timezone-aware datetime", ["run_at"])
+        return datetime_to_ms(run_at)
+    return None
 
 
 def check_input_size(limits: Limits, job_name: str, input_json: str) -> None:

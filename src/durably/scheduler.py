@@ -1,8 +1,10 @@
 """The scheduler: the claim loop that hands leased runs to `RunExecution`s (not the Web Worker).
 
-It sleeps until woken or the polling interval passes; at most `max_concurrent_runs`
-execute at once, and a run executing here is never claimed again. Housekeeping
-(retention) runs only when idle: an idle loop writes nothing.
+It sleeps until woken, until the next waiting or delayed run is due (a timer set from
+the store's next due time), or until the polling interval passes, whichever comes first;
+at most `max_concurrent_runs` execute at once, and a run executing here is never claimed
+again. Waiting runs hold no slot. Housekeeping (retention) runs only when idle: an idle
+loop writes nothing, however many runs wait.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .execution import Outcome, RunExecution
 from .jobs import JobHandle
 from .options import Settings
 from .store import Store
+from .waits import Network
 
 RETENTION_INTERVAL_MS = 60_000
 RETENTION_BATCH = 100
@@ -38,6 +41,7 @@ class Scheduler:
         settings: Settings,
         owner: str,
         jobs: Mapping[str, JobHandle],
+        network: Network | None = None,
     ) -> None:
         self._store = store
         self._emitter = emitter
@@ -46,6 +50,7 @@ class Scheduler:
         self._owner = owner
         #: The registered jobs (the facade's live mapping): only these are claimed.
         self._jobs = jobs
+        self._network = network or Network()
         #: Executions claimed here and not finished, by run id: from the claim on, so a
         #: cancel between the claim and the start of its task reaches it.
         self._executions: dict[str, RunExecution] = {}
@@ -78,6 +83,7 @@ class Scheduler:
             self._settings,
             self._jobs[run.job_name].definition,
             claimed,
+            self._network,
         )
         self._executions[run.id] = execution
         return execution
@@ -133,7 +139,21 @@ class Scheduler:
                     self.run_housekeeping()
             except Exception as exc:
                 self._emitter.report(exc, "worker loop")
-            await self._sleep_until_woken(interval)
+            await self._sleep_until_woken(self._next_timeout(interval))
+
+    def _next_timeout(self, interval: float) -> float:
+        """Seconds until the next waiting or delayed run is due, at most `interval`. A
+        due time already passed means its run could not be claimed (no free slot, or its
+        concurrency key is busy): a finished run or the next poll wakes the loop then."""
+        try:
+            due = self._store.next_wake_at(list(self._jobs))
+        except Exception as exc:
+            self._emitter.report(exc, "worker loop")
+            return interval
+        if due is None:
+            return interval
+        remaining = (due - self._clock()) / 1000
+        return interval if remaining <= 0 else min(interval, remaining)
 
     async def _sleep_until_woken(self, timeout: float) -> None:
         # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as

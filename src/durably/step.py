@@ -12,7 +12,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from types import CodeType, FunctionType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .encoding import from_json, to_json
 from .errors import (
@@ -22,7 +22,10 @@ from .errors import (
     StepNameError,
     StrayCancellationError,
 )
-from .models import LogLevel, Progress
+from .models import LogLevel, Progress, StepKind, StepRecord
+from .retries import RetryPolicy, bounded, retry_or_give_up, wait_again
+from .store import Wait
+from .waits import StepWaits, ms
 
 #: Progress is written to the database at most this often (every call still emits an event).
 #: Progress reported in between is stored with the next step's commit, or by a timer once
@@ -80,11 +83,21 @@ class RunControl(Protocol):
     def signal(self) -> CancellationSignal: ...
     @property
     def finished(self) -> bool: ...
+    @property
+    def online(self) -> bool: ...
     def now_ms(self) -> int: ...
     def raise_if_stopped(self) -> None: ...
     def stop_if_signalled(self) -> None: ...
     def begin_step(self, name: str, index: int, started_at: int) -> None: ...
-    async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None: ...
+    async def fail_step(
+        self,
+        name: str,
+        index: int,
+        started_at: int,
+        exc: Exception,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> None: ...
     def complete_step(
         self,
         name: str,
@@ -93,7 +106,14 @@ class RunControl(Protocol):
         started_at: int,
         completed_at: int,
         progress_json: str | None,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> Any: ...
+    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
+        """Store `wait` and end the execution (raises RunSuspended); `retry` (attempt,
+        error, next delay ms) announces the failed attempt of a retried step first."""
+
+    def deliver_event(self, name: str, index: int, started_at: int) -> str | None: ...
     def store_progress(self, progress_json: str, now: int) -> None: ...
     def announce_progress(self, progress: Progress) -> None: ...
     def write_log(
@@ -118,12 +138,21 @@ class StepLog:
         self._step._write_log("error", message, data)
 
 
-class Step:
-    """The context of one run's execution, passed to the job function."""
+class Step(StepWaits):
+    """The context of one run's execution, passed to the job function (its waits:
+    `waits.StepWaits`)."""
 
-    def __init__(self, execution: RunControl, stored_outputs: dict[str, str | None]) -> None:
+    _execution: RunControl
+
+    def __init__(
+        self,
+        execution: RunControl,
+        stored_outputs: dict[str, str | None],
+        records: dict[str, StepRecord] | None = None,
+    ) -> None:
         self._execution = execution
         self._stored = stored_outputs
+        self._records = records or {}
         self._seen: set[str] = set()
         self._next_index = 0
         self._current_step: str | None = None
@@ -142,39 +171,55 @@ class Step:
         """The run's cancellation signal (also passed to step functions that take an argument)."""
         return self._execution.signal
 
-    async def run(self, name: str, fn: Callable[..., Any]) -> Any:
+    async def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        retries: int = 0,
+        retry_delay: float = 1.0,
+        backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
+        timeout: float | None = None,
+    ) -> Any:
         """Run `fn` as the step `name` once; on resume return its stored output instead.
 
         `fn` may be sync or async and may take the cancellation signal as its only
-        argument. Its result must be JSON-serialisable (or a pydantic model).
+        argument. Its result must be JSON-serialisable (or a pydantic model). A failing
+        attempt is retried `retries` more times after durable delays (`retry_delay`
+        seconds, times `backoff` each time, at most `max_retry_delay`); `timeout` cancels
+        an async attempt after that many seconds (a sync one cannot be interrupted).
         """
+        policy = RetryPolicy.create(retries, retry_delay, backoff, max_retry_delay, timeout)
         execution = self._execution
-        execution.raise_if_stopped()
-        if not isinstance(name, str) or not name:
-            raise StepNameError("a step needs a non-empty string name")
-        if name in self._seen:
-            raise StepNameError(
-                f"step {name!r} is used twice in run {self.run_id}; "
-                "step names must be unique within a run"
-            )
-        self._seen.add(name)
-        index = self._next_index
-        self._next_index += 1
+        index = self._claim_name(name)
         if name in self._stored:
             return from_json(self._stored[name])
-
+        record = self._waiting_record(name, "step")
+        attempts_before = record.attempts if record is not None else 0
         started_at = execution.now_ms()
+        first_started = started_at
+        if record is not None:
+            first_started = ms(record.started_at) or started_at
+            due = ms(record.wake_at)
+            if due is None and not execution.online:  # still offline: wait on
+                self._suspend(wait_again(record, index, "online", None))
+            if due is not None and due > started_at:  # woken before its delay ran out
+                self._suspend(wait_again(record, index, "retry", due))
         execution.begin_step(name, index, started_at)
         self._current_step = name
         try:
             result = fn(self.signal) if _takes_argument(fn) else fn()
-            if inspect.isawaitable(result):
-                result = await result
+            result = await bounded(result, policy.timeout, name)
             output_json = to_json(result, f"output of step {name!r}")
         except (RunCancelledError, LeaseLostError):
             raise
         except Exception as exc:
-            await execution.fail_step(name, index, started_at, exc)
+            if policy.retries and not execution.signal.cancelled:
+                retry_or_give_up(
+                    execution, policy, name, index, first_started, attempts_before, exc
+                )
+            await execution.fail_step(name, index, started_at, exc, attempts=attempts_before + 1)
             raise
         except asyncio.CancelledError as exc:
             if not is_stray_cancellation():
@@ -184,7 +229,7 @@ class Step:
                 f"CancelledError raised inside step {name!r} (a cancelled inner task or "
                 "future, not a cancellation of the run)"
             )
-            await execution.fail_step(name, index, started_at, stray)
+            await execution.fail_step(name, index, started_at, stray, attempts=attempts_before + 1)
             raise stray from exc
         finally:
             self._current_step = None
@@ -193,8 +238,29 @@ class Step:
         # One commit per step: the output, the count and the latest progress together.
         progress_json = self.take_pending_progress(completed_at)
         return execution.complete_step(
-            name, index, output_json, started_at, completed_at, progress_json
+            name,
+            index,
+            output_json,
+            started_at,
+            completed_at,
+            progress_json,
+            attempts=attempts_before + 1,
         )
+
+    def _claim_name(self, name: str) -> int:
+        """Check that `name` is new in this run and give it the next index."""
+        self._execution.raise_if_stopped()
+        if not isinstance(name, str) or not name:
+            raise StepNameError("a step needs a non-empty string name")
+        if name in self._seen:
+            raise StepNameError(
+                f"step {name!r} is used twice in run {self.run_id}; "
+                "step and wait names must be unique within a run"
+            )
+        self._seen.add(name)
+        index = self._next_index
+        self._next_index += 1
+        return index
 
     def progress(
         self, current: int | float, total: int | float | None = None, message: str | None = None

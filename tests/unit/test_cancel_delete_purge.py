@@ -425,13 +425,23 @@ async def _finish(durably: Any, how: str) -> str:
     return str(run.id)
 
 
-@pytest.mark.parametrize("how", ["completed", "failed", "cancelled"])
+@pytest.mark.parametrize("how", ["completed", "cancelled"])
 async def test_step_outputs_are_dropped_at_the_end_unless_preserved(db: Database, how: str) -> None:
     dropping = await db.runtime([quick, boom], preserve_steps=False)
     run_id = await _finish(dropping, how)
     steps = await dropping.get_steps(run_id)
     assert steps and all(s.output is None for s in steps)
     assert db.count("durably_steps", "output IS NOT NULL") == 0
+
+
+async def test_a_failed_run_keeps_its_step_outputs_for_resume(db: Database) -> None:
+    # preserve_steps governs completed and cancelled runs: a failed run may be resumed.
+    dropping = await db.runtime([quick, boom], preserve_steps=False)
+    run_id = await _finish(dropping, "failed")
+    completed = [s for s in await dropping.get_steps(run_id) if s.status == "completed"]
+    assert completed and all(s.output is not None for s in completed)
+    await dropping.delete_run(run_id)
+    assert db.count("durably_steps") == 0
 
 
 @pytest.mark.parametrize("how", ["completed", "failed", "cancelled"])

@@ -191,7 +191,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     assert store.update_progress(stale, '{"current":1}', now) is False
     assert store.append_log(stale, "info", "m", None, None, now) is False
     assert store.complete_run(stale, '"x"', now, True) is False
-    assert store.fail_run(stale, "err", now, True) is False
+    assert store.fail_run(stale, "err", now) is False
     assert snapshot() == before
 
     # The same writes under the current lease apply.
@@ -202,7 +202,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     assert store.append_log(current, "info", "m", None, None, now) is True
     assert store.complete_run(current, '"x"', now, True) is True
     # ...and once the run is finished, not even the last holder can write.
-    assert store.fail_run(current, "err", now, True) is False
+    assert store.fail_run(current, "err", now) is False
     assert store.renew_lease(current, now, LEASE_MS) is False
     assert store.append_log(current, "info", "late", None, None, now) is False
 

@@ -107,7 +107,7 @@ async def test_claim_fences_only_expired_runs_of_the_same_key(
     assert store.renew_lease(first[1], clock(), LEASE_MS) is False
     assert store.persist_step(first[1], "s", 0, "1", clock(), clock()) is False
     assert store.complete_run(first[1], "1", clock(), True) is False
-    assert store.fail_run(first[1], "x", clock(), True) is False
+    assert store.fail_run(first[1], "x", clock()) is False
     assert store.renew_lease(other[1], clock(), LEASE_MS) is True
 
 

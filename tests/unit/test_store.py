@@ -35,6 +35,7 @@ async def test_migrate_records_the_schema_version(db: Database) -> None:
         "durably_logs",
         "durably_run_labels",
         "durably_idempotency_keys",
+        "durably_events",
     }
 
 

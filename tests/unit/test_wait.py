@@ -19,6 +19,7 @@ from durably.errors import (
     StorageError,
     WaitTimeoutError,
 )
+from durably.renewal import keep_lease
 from durably.store import Lease
 
 QUICK_POLL_MS = 5
@@ -193,7 +194,7 @@ async def test_renewal_racing_our_own_completion_is_not_a_lost_lease(
     # The run's completion commits, and the renewal comes around before the execution
     # has noted that it finished.
     assert durably.store.complete_run(execution.lease, "1", clock(), False)
-    await asyncio.wait_for(execution._keep_lease(), 1)
+    await asyncio.wait_for(keep_lease(execution, execution._settings), 1)
     assert execution.signal.reason is None
     assert not events.of("run:lease-renewed") and not events.of("worker:error")
 
@@ -206,7 +207,7 @@ async def test_renewal_after_a_reclaim_is_a_lost_lease(db: Database, clock: Fake
     assert execution is not None
     clock.advance(1_000)
     assert await b.process_one() is True  # b reclaims and completes the run
-    await asyncio.wait_for(execution._keep_lease(), 1)
+    await asyncio.wait_for(keep_lease(execution, execution._settings), 1)
     assert execution.signal.reason == "lease-lost"
     stored = await a.get_run(run.id)
     assert stored is not None and stored.lease_generation == 2
@@ -219,7 +220,7 @@ async def test_renewal_of_a_cancelled_run_fires_cancelled(db: Database) -> None:
     execution = a._scheduler.claim_next()
     assert execution is not None
     await admin.cancel(run.id)
-    await asyncio.wait_for(execution._keep_lease(), 1)
+    await asyncio.wait_for(keep_lease(execution, execution._settings), 1)
     assert execution.signal.reason == "cancelled"
     assert isinstance(execution.lease, Lease)
 

@@ -93,7 +93,10 @@ export class DurablyClient {
 
   // -- runs ---------------------------------------------------------------------------
 
-  /** Queue a run of `job`; resolves with the run (its `disposition` says how it was obtained). */
+  /**
+   * Queue a run of `job`; resolves with the run (its `disposition` says how it was obtained).
+   * `options.delayMs` or `options.runAt` (a Date or ISO string) delays it.
+   */
   trigger(job, input, options = {}) {
     return this._request("trigger", { job, input, options });
   }
@@ -143,6 +146,16 @@ export class DurablyClient {
 
   deleteRun(runId) {
     return this._request("deleteRun", { runId });
+  }
+
+  /** Send the event `name` with a JSON `payload` to a run; its `waitForEvent(name)` takes it. */
+  sendEvent(runId, name, payload = null) {
+    return this._request("sendEvent", { runId, name, payload });
+  }
+
+  /** Continue a failed run after its last completed step; resolves with the run (pending again). */
+  resume(runId) {
+    return this._request("resume", { runId });
   }
 
   /** Delete up to `limit` finished runs completed before `olderThan` (Date, ISO string or ms). */

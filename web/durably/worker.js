@@ -244,8 +244,21 @@ async function boot() {
     open_bridge.destroy?.();
   }
   const info = JSON.parse(bridge.info_json());
+  followNetwork();
   for (const error of fetchErrors) emit("worker:error", { error: error.message, context: "loading job modules" });
   return { ...info, jobErrors: [...fetchErrors, ...info.jobErrors] };
+}
+
+/**
+ * Tell the runtime whether the network is up (navigator.onLine, then the worker's own
+ * online/offline events): runs waiting for it wake when it returns, and a step attempt
+ * that fails while offline is not counted against its retries.
+ */
+function followNetwork() {
+  const tell = () => bridge?.set_online(self.navigator.onLine);
+  tell();
+  self.addEventListener("online", tell);
+  self.addEventListener("offline", tell);
 }
 
 /**

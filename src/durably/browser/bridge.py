@@ -64,6 +64,8 @@ def _trigger_options(fields: Mapping[str, Any]) -> dict[str, Any]:
         "concurrency_key": options.get("concurrencyKey"),
         "coalesce": options.get("coalesce"),
         "labels": options.get("labels"),
+        "delay": None if options.get("delayMs") is None else options["delayMs"] / 1000,
+        "run_at": options.get("runAt"),
     }
 
 
@@ -132,6 +134,15 @@ async def _delete_run(durably: Durably, fields: Mapping[str, Any]) -> Any:
     return None
 
 
+async def _send_event(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    await durably.send_event(fields["runId"], fields["name"], fields["payload"])
+    return None
+
+
+async def _resume(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return run_to_js(await durably.resume(fields["runId"]))
+
+
 async def _purge_runs(durably: Durably, fields: Mapping[str, Any]) -> Any:
     limit = fields["limit"]
     return await durably.purge_runs(fields["olderThan"], 500 if limit is None else limit)
@@ -152,6 +163,8 @@ HANDLERS: dict[str, Handler] = {
     "getLogs": _get_logs,
     "cancel": _cancel,
     "retrigger": _retrigger,
+    "sendEvent": _send_event,
+    "resume": _resume,
     "deleteRun": _delete_run,
     "purgeRuns": _purge_runs,
     "getJobs": _get_jobs,
@@ -254,6 +267,15 @@ class Bridge:
             error = error_payload(exc)
         self.flush_events()
         self._send({"id": request_id, "ok": False, "error": error})
+
+    def set_online(self, online: bool) -> None:
+        """The worker's network state (``navigator.onLine`` and its online/offline events):
+        runs waiting for the network wake when it comes back, and an attempt that fails
+        while offline is not counted."""
+        try:
+            self.durably.set_online(bool(online))
+        except Exception as exc:
+            self.durably.report_error(exc, "network state")
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the runtime and close the database. Runs still in flight after

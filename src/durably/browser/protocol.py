@@ -119,15 +119,17 @@ def instant(value: Any, path: str) -> datetime:
     return parsed
 
 
-def record(fields: Mapping[str, Field]) -> Decoder:
+class record:
     """An object with exactly these (optional) fields, decoded one by one."""
 
-    def decode(value: Any, path: str) -> dict[str, Any]:
+    def __init__(self, fields: Mapping[str, Field]) -> None:
+        #: Its fields, by name (tests generate their cases from them).
+        self.fields = fields
+
+    def __call__(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise invalid(path, "an object", value)
-        return decode_fields(value, fields, prefix=f"{path}.")
-
-    return decode
+        return decode_fields(value, self.fields, prefix=f"{path}.")
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,9 @@ _TRIGGER = {
                 "concurrencyKey": Field(text),
                 "coalesce": Field(text),
                 "labels": Field(text_map),
+                # A delayed run: due after delayMs, or at runAt (not both).
+                "delayMs": Field(integer_in(0)),
+                "runAt": Field(instant),
             }
         )
     ),
@@ -195,6 +200,8 @@ REQUEST_FIELDS: dict[str, dict[str, Field]] = {
     "cancel": _RUN_ID,
     "retrigger": _RUN_ID,
     "deleteRun": _RUN_ID,
+    "sendEvent": {**_RUN_ID, "name": Field(text, required=True), "payload": Field(any_json)},
+    "resume": _RUN_ID,
     "purgeRuns": {"olderThan": Field(instant, required=True), "limit": Field(integer_in(1))},
     "getJobs": {},
 }
