@@ -8,7 +8,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean torture bench
+.PHONY: setup setup-python setup-web chromium demo test test-js test-unit test-browser lint clean torture bench
 
 setup: setup-python setup-web
 
@@ -38,6 +38,11 @@ lint: setup-python
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy
 
+# The client, the protocol and the worker's request handling, with stubbed Worker,
+# MessageChannel and Web Locks: Node's own test runner, no dependency, no browser.
+test-js:
+	node --test tests/js/
+
 test-unit: setup-python
 	$(PY) -m pytest tests/unit
 
@@ -45,7 +50,7 @@ test-unit: setup-python
 test-browser: setup chromium
 	$(PY) -m pytest tests/browser -n 2
 
-test: lint test-unit test-browser
+test: lint test-js test-unit test-browser
 
 # Crash torture: TORTURE_N random interruptions of the owner tab (SEED=n to replay a
 # run). `make test` runs a quick version (tests/browser/test_reliability_torture.py).
