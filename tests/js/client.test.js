@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
 import { DurablyClient, createDurably } from "../../web/durably/client.js";
-import { fakeRuntime, installFakeWorker } from "./fakes.js";
+import { fakeRuntime, installFakeWorker, tick } from "./fakes.js";
 
 globalThis.location = { href: "http://127.0.0.1:8000/demo/" };
 const OPTIONS = { database: "app", vendorUrl: "/vendor" };
@@ -77,3 +77,73 @@ test("a boot that fails rejects ready with the boot's error", async () => {
   await assert.rejects(createDurably(OPTIONS), { name: "BootError", message: /no wheels/ });
 });
 
+
+// -- calls before ready ------------------------------------------------------------------
+
+test("calls made before the client is ready wait for it", async () => {
+  const durably = new DurablyClient(OPTIONS);
+  const [run, runs] = await Promise.all([durably.trigger("countdown", {}), durably.getRuns()]);
+  assert.deepEqual(run, { type: "trigger" });
+  assert.deepEqual(runs, { type: "getRuns" });
+  await durably.close();
+});
+
+test("calls made before ready reject with the boot's error when the boot fails", async () => {
+  fake = installFakeWorker({ runtime: () => fakeRuntime({ failWith: Object.assign(new Error("no wheels"), { name: "BootError" }) }) });
+  const durably = new DurablyClient(OPTIONS);
+  const early = durably.getRuns();
+  await assert.rejects(durably.ready, { name: "BootError" });
+  await assert.rejects(early, { name: "BootError", message: /no wheels/ });
+});
+
+// -- subscribe ends -----------------------------------------------------------------------
+
+async function settlesWithin(promise, ms = 500) {
+  let timer;
+  const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test("a subscribe iterator waiting for events ends when the client closes", async () => {
+  const durably = await createDurably(OPTIONS);
+  const events = durably.subscribe("r1");
+  const next = events.next();
+  await tick();
+  await tick();
+  await durably.close();
+  assert.deepEqual(await settlesWithin(next), { done: true, value: undefined });
+});
+
+test("a subscribe iterator ends when the client closes before the run is read", async () => {
+  const durably = new DurablyClient(OPTIONS);
+  const next = durably.subscribe("r1").next();
+  await durably.close();
+  assert.deepEqual(await settlesWithin(next), { done: true, value: undefined });
+});
+
+test("a subscribe iterator ends when the worker fails", async () => {
+  const durably = await createDurably(OPTIONS);
+  const events = durably.subscribe("r1");
+  const next = events.next();
+  await tick();
+  await tick();
+  fake.started[0].onerror({ message: "out of memory" });
+  assert.deepEqual(await settlesWithin(next), { done: true, value: undefined });
+  await durably.close();
+});
+
+test("events received before close are still delivered, then the iterator ends", async () => {
+  const durably = await createDurably(OPTIONS);
+  const events = durably.subscribe("r1");
+  const first = events.next();
+  await tick();
+  await tick();
+  durably._emit({ type: "run:progress", runId: "r1" });
+  assert.equal((await first).value.type, "run:progress");
+  await durably.close();
+  assert.deepEqual(await settlesWithin(events.next()), { done: true, value: undefined });
+});

@@ -83,3 +83,100 @@ test("close stops the bridge, closes the OPFS mount and releases the lock, in th
   assert.equal(worker.ended, true);
   assert.equal((await page.send("getRuns")).error.name, "DurablyError");
 });
+
+// -- requests before ready, a second init ------------------------------------------------
+
+test("a runtime request sent right after init waits for the boot instead of failing", async () => {
+  let open;
+  const runtime = fakeRuntime({ gate: new Promise((resolve) => (open = resolve)) });
+  const { page } = startHost({ runtime });
+  const init = page.init();
+  const early = page.send("getRuns"); // while the worker still waits for the lock
+  await tick();
+  open();
+  assert.equal((await init).result.role, "owner");
+  assert.deepEqual(await early, { id: 2, ok: true, result: { type: "getRuns" } });
+});
+
+test("a runtime request before init is refused with ProtocolError", async () => {
+  const { page } = startHost();
+  const response = await page.send("getRuns");
+  assert.equal(response.error.name, "ProtocolError");
+  assert.match(response.error.message, /init/);
+});
+
+test("a second init is refused and changes nothing: the tab stays owner and close releases its lock", async () => {
+  const locks = new FakeLocks();
+  const { page } = startHost({ locks });
+  const [first, second] = await Promise.all([page.init(), page.init("other")]);
+  assert.equal(first.result.role, "owner");
+  assert.equal(second.error.name, "ProtocolError");
+  assert.match(second.error.message, /already/);
+  assert.ok(!page.eventTypes().includes("secondary"));
+  assert.equal((await page.send("ping")).result.state, "ready");
+  assert.equal((await page.send("close")).ok, true);
+  assert.equal(locks.held("durably:app"), false);
+  assert.equal(locks.held("durably:other"), false);
+});
+
+// -- close -----------------------------------------------------------------------------
+
+test("a failing bridge close still closes the OPFS handles before the lock, and is reported", async () => {
+  const locks = new FakeLocks();
+  const runtime = fakeRuntime({ log: locks.log, bridgeCloseError: new Error("database is locked") });
+  const { page, worker } = startHost({ locks, runtime });
+  await page.init();
+  const response = await page.send("close");
+  assert.equal(response.ok, false);
+  assert.equal(response.error.name, "DurablyError");
+  assert.match(response.error.message, /database is locked/);
+  assert.match(response.error.message, /released/);
+  assert.deepEqual(locks.log, ["boot", "bridge:close", "bridge:destroy", "mount:close", "lock:release durably:app"]);
+  assert.equal(worker.ended, true);
+});
+
+test("close while booting waits for the boot and releases what it opened before the lock", async () => {
+  let open;
+  const locks = new FakeLocks();
+  const runtime = fakeRuntime({ log: locks.log, gate: new Promise((resolve) => (open = resolve)) });
+  const { page } = startHost({ locks, runtime });
+  const init = page.init();
+  await tick();
+  await tick();
+  const closed = page.send("close");
+  await tick();
+  open();
+  assert.equal((await closed).ok, true);
+  await init;
+  assert.deepEqual(locks.log.slice(-2), ["mount:close", "lock:release durably:app"]);
+});
+
+// -- a failed owner ----------------------------------------------------------------------
+
+test("an owner whose boot fails closes what it opened, releases the lock, and says so", async () => {
+  const locks = new FakeLocks();
+  const runtime = fakeRuntime({ log: locks.log, failWith: Object.assign(new Error("cannot open durably/app.sqlite3 in OPFS"), { name: "NoModificationAllowedError" }) });
+  const { page } = startHost({ locks, runtime });
+  const response = await page.init();
+  assert.equal(response.error.name, "NoModificationAllowedError");
+  assert.match(response.error.message, /cannot open durably\/app\.sqlite3.*; this tab released the database lock so another tab can take over/);
+  assert.deepEqual(locks.log, ["boot", "mount:close", "lock:release durably:app"]);
+  assert.equal(locks.held("durably:app"), false);
+  const later = await page.send("getRuns");
+  assert.equal(later.error.name, "NoModificationAllowedError");
+});
+
+test("when a secondary's boot fails after taking over, the next tab in line becomes the owner", async () => {
+  const locks = new FakeLocks();
+  const first = startHost({ locks });
+  const failing = startHost({ locks, runtime: fakeRuntime({ failWith: new Error("job module config is broken") }) });
+  const third = startHost({ locks });
+  assert.equal((await first.page.init()).result.role, "owner");
+  assert.equal((await failing.page.init()).result.role, "secondary");
+  assert.equal((await third.page.init()).result.role, "secondary");
+  await first.page.send("close");
+  while (!third.page.eventTypes().includes("owner")) await tick();
+  const failure = failing.page.events.find((event) => event.type === "worker:error");
+  assert.match(failure.error, /job module config is broken; this tab released the database lock/);
+  assert.deepEqual((await third.page.send("getRuns")).result, { type: "getRuns" });
+});

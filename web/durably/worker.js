@@ -6,7 +6,10 @@
 // every request with NotOwnerError and waits in line for the lock; when it gets it,
 // it boots and becomes the owner. The lock is held until close() or until the page
 // goes away, and proves every earlier owner is gone, so leased runs are reclaimed
-// at once at start-up.
+// at once at start-up. An owner whose boot fails closes what it opened and releases
+// the lock at once, so the next tab in line takes over instead of waiting on a dead owner.
+// The OPFS handles are always closed before the lock is released (also when closing
+// the runtime fails): the next owner must find the files free.
 //
 // createWorkerHost holds the request handling, ownership and shutdown and receives
 // every browser API it uses (locks, boot, ...), so tests drive it without a worker
@@ -40,6 +43,8 @@ import {
  * @property {() => void} endWorker  Ends this worker (self.close()).
  */
 
+const RELEASED = "this tab released the database lock so another tab can take over";
+
 /** @param {string} name @param {string} message */
 function namedError(name, message) {
   return Object.assign(new Error(message), { name });
@@ -47,6 +52,10 @@ function namedError(name, message) {
 
 function errorName(error) {
   return typeof error?.name === "string" && error.name !== "Error" ? error.name : "DurablyError";
+}
+
+function describe(error) {
+  return error?.message ?? String(error);
 }
 
 /**
@@ -57,14 +66,19 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
   const origin = new URL(location).origin;
   /** @type {MessagePort | null} */
   let port = null;
-  /** @type {"new" | "secondary" | "booting" | "ready" | "closing" | "closed" | "failed"} */
+  // new → waiting-for-lock (init accepted) → secondary | booting → ready | failed;
+  // any of them → closing → closed. Only "new" accepts init.
+  /** @type {"new" | "waiting-for-lock" | "secondary" | "booting" | "ready" | "closing" | "closed" | "failed"} */
   let state = "new";
   let config = null;
   let failure = null; // the Error that stopped boot, reported to every later request
   /** @type {Runtime} */
   const runtime = { bridge: null, mount: null };
-  let releaseLock = () => {};
+  let releaseLock = () => {}; // set once, by the one accepted init
+  /** Settles once the role is known (or init failed): never rejects. */
+  let roleKnown = null;
   let ready = null; // Promise resolved when the owner is ready (or rejected if boot fails)
+  let closing = null; // the one close in progress or done
 
   function post(message) {
     port?.postMessage(message);
@@ -109,35 +123,45 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
           reply(id, { state, protocol: PROTOCOL_VERSION });
           return;
         case "close":
-          await close();
-          reply(id, null);
-          endWorker();
+          try {
+            await close();
+            reply(id, null);
+          } finally {
+            endWorker();
+          }
           return;
       }
       if (!RUNTIME_REQUESTS.includes(message.type)) {
         replyError(id, "ProtocolError", `unknown request type ${JSON.stringify(message.type)}; known: ${["init", "ping", "close", ...RUNTIME_REQUESTS].join(", ")}`);
         return;
       }
-      await whenOwner();
-      runtime.bridge.handle(encodeRequest(message));
+      const bridge = await whenOwner();
+      bridge.handle(encodeRequest(message));
     } catch (error) {
       replyError(id, errorName(error), error?.message ?? String(error));
     }
   }
 
+  /** The bridge, once this tab owns the database and is ready; a request sent while
+   * the worker waits for the lock or boots waits here rather than failing. */
   async function whenOwner() {
+    if (state === "new") throw namedError("ProtocolError", "send init before any other request");
+    await roleKnown;
+    if (state === "booting") await ready; // rejects with the boot's failure
     if (state === "failed") throw failure;
     if (state === "secondary") {
       throw namedError("NotOwnerError", `another tab owns the job runtime for database "${config.database}"; this tab is secondary until that tab closes`);
     }
-    if (state === "closing" || state === "closed") throw namedError("DurablyError", "the runtime is closed");
-    if (state !== "ready") await ready;
+    if (state !== "ready") throw namedError("DurablyError", "the runtime is closed");
+    return runtime.bridge;
   }
 
   // -- start-up -----------------------------------------------------------------------
 
   async function init(options) {
-    if (state !== "new") throw namedError("ProtocolError", "init was already called");
+    if (state !== "new") {
+      throw namedError("ProtocolError", `init was already accepted (this worker is ${state}); a worker serves one database for its lifetime: create another client for another database`);
+    }
     if (typeof options?.database !== "string" || !DATABASE_NAME.test(options.database)) {
       throw namedError("ValidationError", `database must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(options?.database)}`);
     }
@@ -150,10 +174,19 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     if (missing) {
       state = "failed";
       failure = namedError("UnsupportedError", `this browser context lacks ${missing}, which durably needs to keep the database in OPFS`);
+      roleKnown = Promise.resolve(null);
       throw failure;
     }
+    // Leave "new" before the first await, so a second init is refused however fast it comes.
+    state = "waiting-for-lock";
     emit(WORKER_EVENTS.BOOT, { phase: "waiting-for-lock" });
-    const role = await requestOwnership();
+    roleKnown = requestOwnership().catch((error) => {
+      if (state === "waiting-for-lock") state = "failed";
+      failure = error;
+      return null;
+    });
+    const role = await roleKnown;
+    if (role === null) throw failure;
     if (role === "secondary") {
       state = "secondary";
       const message = `another tab owns the job runtime for database "${config.database}"; this tab will take over when it closes`;
@@ -170,6 +203,11 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     return new Promise((resolveRole, reject) => {
       locks
         .request(lockName(config.database), { ifAvailable: true }, (lock) => {
+          if (lock && state !== "waiting-for-lock") {
+            // Closed while waiting: give the lock back at once.
+            reject(namedError("DurablyError", "the runtime was closed before it got the database lock"));
+            return null;
+          }
           if (lock) {
             startBoot();
             resolveRole("owner");
@@ -196,35 +234,77 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
         emit(WORKER_EVENTS.BOOT, { phase: "ready" });
         return info;
       },
-      (error) => {
-        state = "failed";
-        failure = error;
-        emit("worker:error", { error: `${errorName(error)}: ${error.message}`, context: "boot" });
-        throw error;
+      async (error) => {
+        failure = await releaseAfterFailedBoot(error);
+        if (state === "booting") state = "failed";
+        emit("worker:error", { error: `${failure.name}: ${failure.message}`, context: "boot" });
+        throw failure;
       },
     );
     ready.catch(() => {}); // reported through init's reply or the event above
   }
 
-  // -- shutdown -----------------------------------------------------------------------
-
-  async function close() {
-    if (state === "closed" || state === "closing") return;
-    const wasBooting = state === "booting";
-    state = "closing";
+  /** Close what the boot opened, then give up the lock: a dead owner must not keep
+   * every other tab secondary. Returns the error to report, saying so. */
+  async function releaseAfterFailedBoot(error) {
+    let note = RELEASED;
     try {
-      if (wasBooting) await ready.catch(() => {});
-      if (runtime.bridge) {
-        await runtime.bridge.close();
-        runtime.bridge.destroy?.();
-        runtime.bridge = null;
-      }
-      runtime.mount?.close();
-      runtime.mount = null;
+      await releaseRuntime();
+    } catch (cleanup) {
+      note += ` (closing what it had opened failed too: ${describe(cleanup)})`;
     } finally {
-      state = "closed";
       releaseLock();
     }
+    return namedError(errorName(error), `${describe(error)}; ${note}`);
+  }
+
+  // -- shutdown -----------------------------------------------------------------------
+
+  /** Stop the runtime, close the OPFS handles, then release the lock — each step runs
+   * even when an earlier one fails, and a failure is reported once all have run. */
+  function close() {
+    closing ??= (async () => {
+      const wasBooting = state === "booting";
+      state = "closing";
+      try {
+        if (wasBooting) await ready.catch(() => {}); // a failed boot released everything itself
+        await releaseRuntime();
+      } catch (error) {
+        throw namedError("DurablyError", `closing the runtime failed: ${describe(error)}; the OPFS files were closed and the database lock released anyway`);
+      } finally {
+        state = "closed";
+        releaseLock();
+      }
+    })();
+    return closing;
+  }
+
+  /** Close the bridge (the database) and then the OPFS mount, whatever fails. */
+  async function releaseRuntime() {
+    const { bridge, mount } = runtime;
+    runtime.bridge = null;
+    runtime.mount = null;
+    const failures = [];
+    if (bridge) {
+      try {
+        await bridge.close();
+      } catch (error) {
+        failures.push(`the runtime: ${describe(error)}`);
+      }
+      try {
+        bridge.destroy?.();
+      } catch (error) {
+        failures.push(`the bridge proxy: ${describe(error)}`);
+      }
+    }
+    if (mount) {
+      try {
+        mount.close();
+      } catch (error) {
+        failures.push(`the OPFS files: ${describe(error)}`);
+      }
+    }
+    if (failures.length) throw new Error(failures.join("; "));
   }
 
   return { connect, onRequest, close };
