@@ -8,7 +8,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean torture bench dist example
+.PHONY: setup setup-python setup-web chromium demo test test-js test-unit test-browser lint clean torture bench dist example
 
 setup: setup-python setup-web
 
@@ -37,6 +37,11 @@ lint: setup-python
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy
+
+# The client, the protocol and the worker's request handling, with stubbed Worker,
+# MessageChannel and Web Locks: Node's own test runner, no dependency, no browser.
+test-js:
+	node --test tests/js/
 
 test-unit: setup-python
 	$(PY) -m pytest tests/unit
@@ -69,7 +74,7 @@ $(EXAMPLE)/dist/.built: $(NPM_TARBALL) $(EXAMPLE_SOURCES)
 test-browser: setup chromium example
 	$(PY) -m pytest tests/browser -n 2
 
-test: lint test-unit test-browser
+test: lint test-js test-unit test-browser
 
 # Crash torture: TORTURE_N random interruptions of the owner tab (SEED=n to replay a
 # run). `make test` runs a quick version (tests/browser/test_reliability_torture.py).

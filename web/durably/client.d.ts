@@ -216,6 +216,8 @@ export declare class DurablyClient {
   jobs: string[];
   jobErrors: { module: string; message: string }[];
   closed: boolean;
+  /** Resolves once the role is known (as owner: runtime up). Calls made earlier wait for it,
+   *  or reject with its error. */
   readonly ready: Promise<DurablyClient>;
   trigger<I = unknown>(job: string, input: I, options?: TriggerOptions): Promise<Run<I>>;
   triggerAndWait<I = unknown, O = unknown>(
@@ -244,7 +246,10 @@ export declare class DurablyClient {
   purgeRuns(options: { olderThan: Date | string | number; limit?: number }): Promise<number>;
   on(type: "runs:purge", listener: (event: RunsPurgeEvent) => void): () => void;
   on(type: DurablyEventType | "*" | (string & {}), listener: (event: DurablyEvent) => void): () => void;
+  /** One run's events; ends after its terminal event, when the client closes, or when the worker fails. */
   subscribe(runId: string): AsyncIterableIterator<DurablyEvent>;
+  /** Stops the runtime, closes the OPFS files, then releases the lock; rejects (after all
+   *  three) if stopping the runtime failed. */
   close(): Promise<void>;
 }
 
