@@ -13,6 +13,7 @@ import {
   toError,
 } from "./protocol.js";
 import { TERMINAL_STATUSES } from "./statuses.js";
+
 const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot"];
 
 function namedError(name, message) {
