@@ -8,9 +8,9 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup setup-python setup-web chromium demo test test-js test-unit test-browser lint clean torture bench dist example
+.PHONY: setup setup-python protocol setup-web chromium demo test test-js test-unit test-browser lint clean torture bench dist example
 
-setup: setup-python setup-web
+setup: setup-python protocol setup-web
 
 setup-python: $(VENV)/.installed
 
@@ -20,7 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-setup-web: setup-python
+# web/durably/protocol-definition.js: the page's copy of the protocol, generated from
+# the Python side (src/durably/browser/protocol.py); committed, because the npm package
+# and `durably bundle` ship web/durably as is.
+protocol: setup-python
+	$(PY) scripts/gen_protocol.py
+
+setup-web: setup-python protocol
 	@command -v npm >/dev/null || { echo "npm is missing: apt-get install -y nodejs npm" >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	$(PY) scripts/setup_web.py

@@ -114,6 +114,7 @@ export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeClos
         log.push("bridge:close");
         if (bridgeCloseError) throw bridgeCloseError;
       },
+      set_online: (online) => log.push(`online ${online}`),
       destroy: () => log.push("bridge:destroy"),
     };
     return { jobs: ["countdown"], jobErrors: [] };
@@ -129,8 +130,7 @@ export class FakePage {
     this.pending = new Map();
     this.events = [];
     port.onmessage = ({ data }) => {
-      if (data.type === "event") this.events.push(data.event);
-      else if (data.type === "events") this.events.push(...data.events);
+      if (data.type === "events") this.events.push(...data.events);
       else this.pending.get(data.id)?.(data);
     };
   }

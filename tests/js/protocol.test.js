@@ -10,6 +10,14 @@ test("toError rebuilds an Error carrying the runtime's class name and message", 
   assert.equal(error.message, "run r1 not found");
 });
 
+test("toError keeps a ValidationError's field paths, as a copy", () => {
+  const payload = { name: "ValidationError", message: "trigger: field 'options.delayMs' ...", fields: ["options.delayMs"] };
+  const error = toError(payload);
+  assert.deepEqual(error.fields, ["options.delayMs"]);
+  assert.notEqual(error.fields, payload.fields);
+  assert.equal(toError({ name: "NotFoundError", message: "gone" }).fields, undefined);
+});
+
 test("toError without a payload still gives an Error", () => {
   assert.equal(toError(undefined).message, "unknown error");
 });
@@ -21,5 +29,5 @@ test("database names double as file and lock names", () => {
 });
 
 test("worker and runtime requests do not overlap", () => {
-  assert.deepEqual(WORKER_REQUESTS.filter((type) => RUNTIME_REQUESTS.includes(type)), []);
+  assert.deepEqual(Object.keys(WORKER_REQUESTS).filter((type) => Object.hasOwn(RUNTIME_REQUESTS, type)), []);
 });

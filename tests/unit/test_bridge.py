@@ -41,14 +41,9 @@ class Page:
         return {m["id"]: m for m in self.messages if "ok" in m}
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event, in order, whether posted alone or in a batch."""
-        found: list[dict[str, Any]] = []
-        for m in self.messages:
-            if m.get("type") == "event":
-                found.append(m["event"])
-            elif m.get("type") == "events":
-                found.extend(m["events"])
-        return found
+        """Every event, in order (events travel only as ``{"type": "events", "events"}``)."""
+        assert all(m.get("type") == "events" for m in self.messages if "ok" not in m)
+        return [e for m in self.messages if m.get("type") == "events" for e in m["events"]]
 
 
 @pytest.fixture
@@ -115,6 +110,17 @@ async def test_purge_posts_one_camel_case_runs_purge_event(bridged: tuple[Bridge
     (event,) = [e for e in page.events() if e["type"] == "runs:purge"]
     assert event["runIds"] == [done["result"]["id"]]
     assert (event["count"], event["runId"], event["jobName"]) == (1, None, None)
+
+
+async def test_a_single_event_travels_in_the_one_events_shape(
+    bridged: tuple[Bridge, Page],
+) -> None:
+    bridge, page = bridged
+    bridge.durably.report_error(RuntimeError("lone"), "test")
+    bridge.flush_events()
+    (message,) = page.messages
+    assert message["type"] == "events"
+    assert [e["error"] for e in message["events"]] == ["RuntimeError: lone"]
 
 
 @pytest.mark.parametrize(
@@ -262,9 +268,7 @@ async def test_send_event_resume_delays_and_the_network_over_the_protocol() -> N
         unknown = await ask(bridge, page, {"id": 7, "type": "sendEvent", "runId": "nope",
                                            "name": "approval"})  # fmt: skip
         assert unknown["error"]["name"] == "NotFoundError"
-        events = [m["event"]["type"] for m in page.messages if m.get("type") == "event"]
-        events += [e["type"] for m in page.messages if m.get("type") == "events"
-                   for e in m["events"]]  # fmt: skip
+        events = [e["type"] for e in page.events()]
         assert {"run:wait", "run:wake"} <= set(events)
     finally:
         await bridge.close()

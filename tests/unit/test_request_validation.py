@@ -17,7 +17,7 @@ import pytest
 from test_bridge import Page, ask, count
 
 from durably import create_durably, errors
-from durably.browser.bridge import _LIMIT_OPTIONS, _RUNTIME_OPTIONS, HANDLERS, Bridge, open_bridge
+from durably.browser.bridge import _LIMIT_OPTIONS, _RUNTIME_OPTIONS, Bridge, open_bridge
 from durably.browser.protocol import REQUEST_FIELDS, any_json, record
 
 PROJECT_ERRORS = {
@@ -99,10 +99,6 @@ async def ask_quickly(bridge: Bridge, page: Page, request: dict[str, Any]) -> di
             return response
         await asyncio.sleep(0 if turn < 50 else 0.001)
     raise AssertionError(f"no response to {request}")
-
-
-def test_every_handler_has_a_field_table() -> None:
-    assert set(HANDLERS) == set(REQUEST_FIELDS)
 
 
 async def test_every_field_of_every_request_is_validated(

@@ -158,9 +158,12 @@ export type DurablyEventType =
   | "step:start" | "step:complete" | "step:fail" | "step:cancel" | "step:retry"
   | "log:write" | "worker:error";
 
-/** Runtime events (`DurablyEventType`) and worker events (`boot`, `secondary`, `owner`). */
+/** Events the worker posts itself: start-up phases, and this tab's role changing. */
+export type WorkerEventType = "boot" | "secondary" | "owner";
+
+/** Runtime events (`DurablyEventType`) and worker events (`WorkerEventType`). */
 export interface DurablyEvent {
-  type: DurablyEventType | "boot" | "secondary" | "owner" | (string & {});
+  type: DurablyEventType | WorkerEventType | (string & {});
   runId?: string | null;
   jobName?: string | null;
   timestamp?: string;
@@ -207,6 +210,24 @@ export interface RunsPurgeEvent extends DurablyEvent {
   /** The ids of the deleted runs. */
   runIds: string[];
   count: number;
+}
+
+/** The names a rejected call's error can carry: the runtime's error classes
+ * (src/durably/errors.py), then the page side's own. An unexpected Python failure keeps
+ * its class name (e.g. "TypeError"). */
+export type DurablyErrorName =
+  | "DurablyError" | "NotFoundError" | "ValidationError" | "ConflictError"
+  | "RunCancelledError" | "LeaseLostError" | "StalledRunError" | "StepTimeoutError"
+  | "StrayCancellationError" | "SerializationError" | "StepNameError" | "RunFailedError"
+  | "WaitTimeoutError" | "NotOwnerError" | "StorageError" | "SchemaVersionError"
+  | "ProtocolError" | "JobModuleError"
+  | "WorkerError" | "TimeoutError" | "UnsupportedError";
+
+/** The Error a call rejects with, rebuilt from the worker's error response. */
+export interface DurablyError extends Error {
+  name: DurablyErrorName | (string & {});
+  /** A ValidationError's offending fields, as dotted paths (e.g. `["options.delayMs"]`). */
+  fields?: string[];
 }
 
 export declare class DurablyClient {

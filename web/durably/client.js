@@ -78,6 +78,9 @@ export class DurablyClient {
     this._port = channel.port1;
     this._port.onmessage = (event) => this._onMessage(event.data);
     this._worker.postMessage({ type: CONNECT, protocol: PROTOCOL_VERSION }, [channel.port2]);
+    /** Aborted when the client ends: removes the page's network listeners. */
+    this._network = new AbortController();
+    this._relayNetwork();
 
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
     const config = {
@@ -274,11 +277,22 @@ export class DurablyClient {
     });
   }
 
+  /**
+   * Tell the worker the page's network state now and on each online/offline event of the
+   * page's window: a dedicated worker's own navigator.onLine and events do not follow it
+   * everywhere (not in Playwright's offline mode), and runs waiting for the network
+   * wake only when the runtime learns that it is back.
+   */
+  _relayNetwork() {
+    const page = globalThis;
+    if (typeof page.addEventListener !== "function" || typeof page.navigator?.onLine !== "boolean") return;
+    const tell = () => this._request("network", { online: page.navigator.onLine }).catch(() => {});
+    tell();
+    page.addEventListener("online", tell, { signal: this._network.signal });
+    page.addEventListener("offline", tell, { signal: this._network.signal });
+  }
+
   _onMessage(message) {
-    if (message?.type === "event") {
-      this._emit(message.event);
-      return;
-    }
     if (message?.type === "events" && Array.isArray(message.events)) {
       // One message per turn of the worker's event loop; listeners still get one call
       // per event, in order.
@@ -326,6 +340,7 @@ export class DurablyClient {
   _terminate() {
     if (this.closed) return;
     this.closed = true;
+    this._network.abort();
     this._rejectAll(namedError("DurablyError", "the client is closed"));
     this._worker.terminate();
     this._port.close();

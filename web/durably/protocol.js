@@ -3,64 +3,31 @@
 // The page creates the worker and a MessageChannel, and sends one port with
 // {type: CONNECT, protocol}. Everything else travels over that port:
 //   request   page → worker  {id, type, ...fields}
-//   response  worker → page  {id, ok: true, result} | {id, ok: false, error: {name, message}}
-//   event     worker → page  {type: "event", event: {type, ...}}
-//   events    worker → page  {type: "events", events: [{type, ...}, ...]}  (several, in order)
+//   response  worker → page  {id, ok: true, result}
+//                           | {id, ok: false, error: {name, message, fields?}}
+//   events    worker → page  {type: "events", events: [{type, ...}, ...]}  (one or more, in order)
 // Every request gets exactly one response. A message that is not a valid request
 // gets an error response (with id null when it had no usable id).
+//
+// The requests, their fields, the event types and the error names are defined once, on
+// the Python side, and generated into protocol-definition.js (`make setup`).
 
-export const PROTOCOL_VERSION = 1;
+import { WORKER_EVENT_TYPES } from "./protocol-definition.js";
+
+export {
+  PROTOCOL_VERSION,
+  RUNTIME_REQUESTS,
+  TERMINAL_RUN_EVENTS,
+  WORKER_REQUESTS,
+} from "./protocol-definition.js";
 
 /** The first message, on the worker itself, carrying the port. */
 export const CONNECT = "durably:connect";
 
-/** Requests the worker answers itself. */
-export const WORKER_REQUESTS = Object.freeze(["init", "close", "ping"]);
-
-/** Requests the Python runtime answers (see src/durably/browser/bridge.py). */
-export const RUNTIME_REQUESTS = Object.freeze([
-  "trigger",
-  "triggerAndWait",
-  "waitForRun",
-  "getRun",
-  "getRuns",
-  "countRuns",
-  "getSteps",
-  "getLogs",
-  "cancel",
-  "retrigger",
-  "deleteRun",
-  "sendEvent",
-  "resume",
-  "purgeRuns",
-  "getJobs",
-]);
-
-/** Requests that only read; everything else writes. */
-export const READ_REQUESTS = Object.freeze([
-  "waitForRun",
-  "getRun",
-  "getRuns",
-  "countRuns",
-  "getSteps",
-  "getLogs",
-  "getJobs",
-]);
-
-/** Events the worker itself emits, besides the runtime's noun:verb events. */
-export const WORKER_EVENTS = Object.freeze({
-  BOOT: "boot", // {phase: "waiting-for-lock" | "loading-python" | "installing-packages" | "loading-jobs" | "opening-database" | "ready"}
-  SECONDARY: "secondary", // {message}: another tab owns the database
-  OWNER: "owner", // this tab became the owner (after having been secondary)
-});
-
-/** Run events after which a run emits nothing more. */
-export const TERMINAL_RUN_EVENTS = Object.freeze([
-  "run:complete",
-  "run:fail",
-  "run:cancel",
-  "run:delete",
-]);
+/** The worker's own events by name: BOOT ("boot"), SECONDARY ("secondary"), OWNER ("owner"). */
+export const WORKER_EVENTS = Object.freeze(
+  Object.fromEntries(WORKER_EVENT_TYPES.map((type) => [type.toUpperCase(), type])),
+);
 
 /** Database names double as OPFS file names and lock names. */
 export const DATABASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -70,9 +37,11 @@ export function lockName(database) {
   return `durably:${database}`;
 }
 
-/** Turn a protocol error payload back into an Error whose name is the runtime's class. */
+/** Turn a protocol error payload back into an Error whose name is the runtime's class;
+ * a ValidationError's `fields` (dotted paths of the offending fields) come along. */
 export function toError(payload) {
   const error = new Error(payload?.message ?? "unknown error");
   error.name = payload?.name ?? "Error";
+  if (Array.isArray(payload?.fields)) error.fields = [...payload.fields];
   return error;
 }

@@ -22,6 +22,7 @@ import {
   PROTOCOL_VERSION,
   RUNTIME_REQUESTS,
   WORKER_EVENTS,
+  WORKER_REQUESTS,
   lockName,
 } from "./protocol.js";
 
@@ -79,13 +80,16 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
   let roleKnown = null;
   let ready = null; // Promise resolved when the owner is ready (or rejected if boot fails)
   let closing = null; // the one close in progress or done
+  // The page's latest network state (a "network" request), or null if it sent none; the
+  // runtime gets it as soon as it is ready, after the worker's own navigator.onLine.
+  let pageOnline = null;
 
   function post(message) {
     port?.postMessage(message);
   }
 
   function emit(type, fields = {}) {
-    post({ type: "event", event: { type, timestamp: new Date().toISOString(), ...fields } });
+    post({ type: "events", events: [{ type, timestamp: new Date().toISOString(), ...fields }] });
   }
 
   function reply(id, result) {
@@ -102,7 +106,7 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     port = messagePort;
     port.onmessage = (e) => onRequest(e.data);
     if (message.protocol !== PROTOCOL_VERSION) {
-      post({ type: "event", event: { type: "worker:error", error: `protocol ${message.protocol} is not supported (this worker speaks ${PROTOCOL_VERSION})`, context: "connect" } });
+      emit("worker:error", { error: `protocol ${message.protocol} is not supported (this worker speaks ${PROTOCOL_VERSION})`, context: "connect" });
     }
   }
 
@@ -130,9 +134,13 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
             endWorker();
           }
           return;
+        case "network":
+          reply(id, followPageNetwork(message.online));
+          return;
       }
-      if (!RUNTIME_REQUESTS.includes(message.type)) {
-        replyError(id, "ProtocolError", `unknown request type ${JSON.stringify(message.type)}; known: ${["init", "ping", "close", ...RUNTIME_REQUESTS].join(", ")}`);
+      if (!Object.hasOwn(RUNTIME_REQUESTS, message.type)) {
+        const known = [...Object.keys(WORKER_REQUESTS), ...Object.keys(RUNTIME_REQUESTS)];
+        replyError(id, "ProtocolError", `unknown request type ${JSON.stringify(message.type)}; known: ${known.join(", ")}`);
         return;
       }
       const bridge = await whenOwner();
@@ -154,6 +162,15 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     }
     if (state !== "ready") throw namedError("DurablyError", "the runtime is closed");
     return runtime.bridge;
+  }
+
+  /** The page's network state: a dedicated worker's own navigator.onLine and
+   * online/offline events do not always follow the page's (Playwright's offline mode). */
+  function followPageNetwork(online) {
+    if (typeof online !== "boolean") throw namedError("ValidationError", `network: field 'online' must be true or false, not ${JSON.stringify(online)}`);
+    pageOnline = online;
+    if (state === "ready") runtime.bridge?.set_online?.(online);
+    return null;
   }
 
   // -- start-up -----------------------------------------------------------------------
@@ -231,6 +248,7 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     ready = boot(config, runtime, { emit, post }).then(
       (info) => {
         state = "ready";
+        if (pageOnline !== null) runtime.bridge?.set_online?.(pageOnline);
         emit(WORKER_EVENTS.BOOT, { phase: "ready" });
         return info;
       },

@@ -152,6 +152,7 @@ async def _get_jobs(durably: Durably, fields: Mapping[str, Any]) -> Any:
     return sorted(durably.jobs)
 
 
+#: One handler per request of protocol.REQUEST_FIELDS (a unit test checks they match).
 HANDLERS: dict[str, Handler] = {
     "trigger": _trigger,
     "triggerAndWait": _trigger_and_wait,
@@ -185,9 +186,9 @@ class Bridge:
 
     The worker hands every request to `handle` as JSON text and posts whatever the
     bridge emits through its `post` callable. Events emitted in one turn of the event
-    loop travel as one message (``{"type": "events", "events": [...]}``, or
-    ``{"type": "event", "event"}`` for a single one): a job reporting progress in a
-    tight loop costs one postMessage, not thousands.
+    loop travel as one message, ``{"type": "events", "events": [...]}`` (the only shape
+    events take): a job reporting progress in a tight loop costs one postMessage, not
+    thousands.
     """
 
     def __init__(self, durably: Durably, post: Post) -> None:
@@ -226,10 +227,7 @@ class Bridge:
         if not self._queued:
             return
         events, self._queued = self._queued, []
-        if len(events) == 1:
-            self._send({"type": "event", "event": events[0]})
-        else:
-            self._send({"type": "events", "events": events})
+        self._send({"type": "events", "events": events})
 
     def handle(self, text: str) -> None:
         """Accept one request (JSON text); its response is posted when ready."""

@@ -43,6 +43,21 @@ def to_camel(record: Mapping[str, Any]) -> dict[str, Any]:
 Decoder = Callable[[Any, str], Any]
 
 
+def kind_of(decoder: Decoder) -> str:
+    """The JSON type a decoder accepts, as the page's protocol definition names it: string,
+    integer, number, boolean, date (ISO-8601 or epoch ms), string-or-strings, string-map,
+    object, or json (anything JSON, e.g. user data)."""
+    return str(getattr(decoder, "kind", "json"))
+
+
+def _kind(name: str) -> Callable[[Decoder], Decoder]:
+    def mark(decoder: Decoder) -> Decoder:
+        decoder.kind = name  # type: ignore[attr-defined]
+        return decoder
+
+    return mark
+
+
 def invalid(path: str, expected: str, value: Any) -> ValidationError:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
@@ -57,17 +72,20 @@ def is_number(value: Any) -> bool:
     return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
+@_kind("string")
 def text(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise invalid(path, "a string", value)
     return value
 
 
+@_kind("json")
 def any_json(value: Any, path: str) -> Any:
     return value  # user data: its job's schema validates it
 
 
 def integer_in(low: int, high: int = MAX_SAFE_INTEGER) -> Decoder:
+    @_kind("integer")
     def decode(value: Any, path: str) -> int:
         if not is_int(value) or not low <= value <= high:
             raise invalid(path, f"an integer from {low} to {high}", value)
@@ -76,12 +94,14 @@ def integer_in(low: int, high: int = MAX_SAFE_INTEGER) -> Decoder:
     return decode
 
 
+@_kind("number")
 def timeout_ms(value: Any, path: str) -> float:
     if not is_number(value) or not 0 <= value <= MAX_TIMEOUT_MS:
         raise invalid(path, f"a number of milliseconds from 0 to {MAX_TIMEOUT_MS}", value)
     return float(value)
 
 
+@_kind("string-or-strings")
 def text_or_texts(value: Any, path: str) -> str | list[str]:
     if isinstance(value, list):
         return [text(item, f"{path}.{i}") for i, item in enumerate(value)]
@@ -90,6 +110,21 @@ def text_or_texts(value: Any, path: str) -> str | list[str]:
     return value
 
 
+@_kind("boolean")
+def flag(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(path, "true or false", value)
+    return value
+
+
+@_kind("object")
+def any_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(path, "an object", value)
+    return value
+
+
+@_kind("string-map")
 def text_map(value: Any, path: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise invalid(path, "an object of strings", value)
@@ -101,6 +136,7 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
+@_kind("date")
 def instant(value: Any, path: str) -> datetime:
     """An ISO-8601 string or epoch milliseconds, from 1970 to 9999."""
     expected = "an ISO-8601 date or epoch milliseconds, from 1970 to 9999"
@@ -121,6 +157,8 @@ def instant(value: Any, path: str) -> datetime:
 
 class record:
     """An object with exactly these (optional) fields, decoded one by one."""
+
+    kind = "object"
 
     def __init__(self, fields: Mapping[str, Field]) -> None:
         #: Its fields, by name (tests generate their cases from them).
@@ -187,7 +225,11 @@ _FILTERS = {
     "labels": Field(text_map),
 }
 
-#: Every request type the runtime answers and the fields it takes.
+#: Every request type the runtime answers and the fields it takes: the one definition
+#: both sides read. To add a request: add its entry here, its handler to
+#: `bridge.HANDLERS` (a unit test checks both name the same requests) and its method to
+#: web/durably/client.js (+ client.d.ts), then run `make setup` (or
+#: `python scripts/gen_protocol.py`) to regenerate web/durably/protocol-definition.js.
 REQUEST_FIELDS: dict[str, dict[str, Field]] = {
     "trigger": _TRIGGER,
     "triggerAndWait": {**_TRIGGER, "timeout": Field(timeout_ms)},
@@ -205,6 +247,31 @@ REQUEST_FIELDS: dict[str, dict[str, Field]] = {
     "purgeRuns": {"olderThan": Field(instant, required=True), "limit": Field(integer_in(1))},
     "getJobs": {},
 }
+
+
+#: Requests the worker (web/durably/worker.js) answers itself, before or without the runtime.
+WORKER_REQUEST_FIELDS: dict[str, dict[str, Field]] = {
+    "init": {"config": Field(any_object, required=True)},  # the one start-up, see worker.js
+    "ping": {},
+    "close": {},
+    # The page's network state (its window's online/offline events), which the worker
+    # passes on to the runtime: a dedicated worker's own navigator.onLine may not follow.
+    "network": {"online": Field(flag, required=True)},
+}
+
+#: Events the worker posts itself, besides the runtime's noun:verb events (`events.py`).
+WORKER_EVENT_TYPES = (
+    "boot",  # {phase}: waiting-for-lock, loading-python, ..., ready
+    "secondary",  # {message}: another tab owns the database
+    "owner",  # {message, jobs, jobErrors}: this tab became the owner after being secondary
+)
+
+#: Error names the page's side raises itself (client.js, worker.js), besides `errors.py`'s.
+PAGE_ERROR_NAMES = (
+    "WorkerError",  # the worker could not be loaded or failed
+    "TimeoutError",  # no answer within the request timeout
+    "UnsupportedError",  # the browser context lacks OPFS, Web Locks or a secure context
+)
 
 
 def decode_request(message: Mapping[str, Any]) -> dict[str, Any]:
