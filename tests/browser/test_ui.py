@@ -169,6 +169,15 @@ def test_rendering_is_throttled_under_a_progress_storm(ui_page: Page) -> None:
     print(f"{events} progress events, {writes} renders of the bar, {frames} frames")
 
 
+def test_a_waiting_run_shows_what_it_waits_for(ui_page: Page) -> None:
+    run_id = trigger(ui_page, "approval", {})
+    badge = row(ui_page, run_id).locator("td.status .badge")
+    expect(badge).to_have_text("waiting for approval")
+    call(ui_page, '(d, id) => d.sendEvent(id, "approval", { ok: true })', run_id)
+    assert wait_for_run(ui_page, run_id)["output"] == {"ok": True}
+    expect(badge).to_have_text("completed")
+
+
 def test_cancel_retrigger_and_delete(ui_page: Page) -> None:
     long_run = trigger(ui_page, "countdown", {"steps": 500, "step_ms": 100})
     long_row = row(ui_page, long_run)

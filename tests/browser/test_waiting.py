@@ -1,13 +1,12 @@
 """Waiting runs in the browser: an event wait survives a reload, and waits for the
-network follow Playwright's offline mode (the worker's navigator.onLine and its
-online/offline events)."""
+network follow Playwright's offline mode, which changes the page's navigator.onLine and
+fires its online/offline events (not the worker's): the client relays them."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import pytest
 from helpers import call, open_reliability_page, wait_ready
 from playwright.sync_api import BrowserContext, Page
 
@@ -41,12 +40,6 @@ def test_an_event_wait_survives_a_reload(opfs_context: BrowserContext, server: s
     assert [(s["name"], s["kind"]) for s in steps] == [("prepare", "step"), ("approval", "event")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Playwright's offline mode fails the worker's fetches but does not change the "
-    "dedicated worker's navigator.onLine nor fire online/offline in it; the page must "
-    "relay its own network state to the worker (not done yet)",
-)
 def test_waits_for_the_network_and_offline_attempts_are_not_counted(
     opfs_context: BrowserContext, server: str
 ) -> None:

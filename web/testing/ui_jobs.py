@@ -1,6 +1,6 @@
 """Jobs for the runs element's tests: one whose log line, progress message, error and
-output carry caller-chosen text (markup-looking text must stay text), and one that
-reports progress as fast as the event loop allows."""
+output carry caller-chosen text (markup-looking text must stay text), one that
+reports progress as fast as the event loop allows, and one that waits for an event."""
 
 from __future__ import annotations
 
@@ -45,3 +45,9 @@ async def progress_storm(step: Step, input: StormInput) -> dict[str, int]:
 
     await step.run("storm", storm)
     return {"events": input.events}
+
+
+@define_job(name="approval")
+async def approval(step: Step, input: Any) -> Any:
+    """Waits for the event "approval" and returns its payload."""
+    return await step.wait_for_event("approval")
