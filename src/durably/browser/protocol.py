@@ -72,11 +72,21 @@ def is_number(value: Any) -> bool:
     return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-@_kind("string")
-def text(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(path, "a string", value)
-    return value
+def of_type(kind: str, python_type: type, expected: str) -> Decoder:
+    """A decoder of the JSON values that decode to `python_type` (e.g. str), as they are."""
+
+    @_kind(kind)
+    def decode(value: Any, path: str) -> Any:
+        if not isinstance(value, python_type):
+            raise invalid(path, expected, value)
+        return value
+
+    return decode
+
+
+text = of_type("string", str, "a string")
+flag = of_type("boolean", bool, "true or false")
+any_object = of_type("object", dict, "an object")
 
 
 @_kind("json")
@@ -107,20 +117,6 @@ def text_or_texts(value: Any, path: str) -> str | list[str]:
         return [text(item, f"{path}.{i}") for i, item in enumerate(value)]
     if not isinstance(value, str):
         raise invalid(path, "a string or an array of strings", value)
-    return value
-
-
-@_kind("boolean")
-def flag(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise invalid(path, "true or false", value)
-    return value
-
-
-@_kind("object")
-def any_object(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid(path, "an object", value)
     return value
 
 
