@@ -34,6 +34,9 @@ export const RUNTIME_REQUESTS = Object.freeze([
   "resume",
   "purgeRuns",
   "getJobs",
+  "exportDatabase", // the worker carries the bytes (worker.js, transferDatabase)
+  "importDatabase",
+  "getDatabaseSize",
 ]);
 
 /** Requests that only read; everything else writes. */
@@ -45,6 +48,8 @@ export const READ_REQUESTS = Object.freeze([
   "getSteps",
   "getLogs",
   "getJobs",
+  "exportDatabase",
+  "getDatabaseSize",
 ]);
 
 /** Events the worker itself emits, besides the runtime's noun:verb events. */
