@@ -169,6 +169,43 @@ class Durably:
         self._scheduler.wake()
         return count
 
+    # -- the whole database ----------------------------------------------------------
+
+    async def export_database(self, path: str) -> None:
+        """Write a consistent copy of the database to the file `path` (SQLite's online
+        backup: runs keep going, the copy is one instant of the database)."""
+        self.store.export_database(path)
+
+    async def import_database(self, path: str) -> int:
+        """Replace the whole database with the durably database in the file `path`.
+
+        The file is checked first (SQLite header and length, integrity check, a durably
+        schema no newer than this release); a file that fails raises ValidationError
+        and nothing changes, runs in flight included. Otherwise the runs in flight here
+        are stopped at once, as `close` does once its grace period ends (their work since
+        their last completed step belongs to the database being replaced); the file is
+        copied into the database in one transaction and migrated; every run leased in it
+        is reclaimed (its holder was another runtime) and the scheduler starts again if
+        it was running. Returns the number of reclaimed runs.
+
+        Only for the database's sole user: another process working on the same file
+        would keep writing runs that were replaced under it.
+        """
+        self.store.validate_import(path)
+        was_started = self._scheduler.started
+        await self._scheduler.stop(0)
+        try:
+            self.store.import_database(path)
+            self.store.migrate()
+            return self.reclaim_leases()
+        finally:
+            if was_started:
+                self.start()
+
+    def database_bytes(self) -> int:
+        """Bytes the database occupies on its storage (the file and its write-ahead log)."""
+        return self.store.database_bytes()
+
     # -- events ----------------------------------------------------------------------
 
     def on(self, event_type: str, listener: Listener) -> Callable[[], None]:

@@ -230,6 +230,27 @@ export interface DurablyError extends Error {
   fields?: string[];
 }
 
+/** What `storageInfo()` reports: the origin's storage (from `navigator.storage`) and the
+ * database's own size (its file plus write-ahead log in OPFS, from the worker). */
+export interface StorageInfo {
+  /** Whether the browser keeps this origin's storage under storage pressure. */
+  persisted: boolean;
+  /** Bytes this origin uses (all of its storage, not only the database); null if unknown. */
+  usage: number | null;
+  /** Bytes this origin may use; null if unknown. */
+  quota: number | null;
+  /** Bytes of the database file and its WAL; null in a secondary tab. */
+  databaseBytes: number | null;
+}
+
+/** What `importDatabase` did. */
+export interface ImportResult {
+  /** Runs in the imported database. */
+  runs: number;
+  /** Runs that were leased in the imported file and are claimable again here. */
+  reclaimedRuns: number;
+}
+
 export declare class DurablyClient {
   constructor(options?: DurablyOptions);
   readonly database: string;
@@ -265,6 +286,20 @@ export declare class DurablyClient {
   on(type: "run:wake", listener: (event: RunWakeEvent) => void): () => void;
   on(type: "step:retry", listener: (event: StepRetryEvent) => void): () => void;
   purgeRuns(options: { olderThan: Date | string | number; limit?: number }): Promise<number>;
+  /** Ask the browser to keep this origin's storage (the database) under storage pressure:
+   * `navigator.storage.persist()`, from the page. Resolves with whether it is persisted now. */
+  requestPersistence(): Promise<boolean>;
+  storageInfo(): Promise<StorageInfo>;
+  /** The database file plus its WAL in OPFS, in bytes (NotOwnerError in a secondary tab). */
+  getDatabaseSize(): Promise<{ databaseBytes: number }>;
+  /** A consistent copy of the database file, taken while runs keep going. */
+  exportDatabase(): Promise<Blob>;
+  /** Replace the whole database with a backup from `exportDatabase`. The file is checked
+   * first (SQLite header, integrity check, a durably schema no newer than this runtime):
+   * ValidationError changes nothing. Otherwise runs in flight here are stopped (their work
+   * since their last step belongs to the replaced database), the file replaces the
+   * database in one transaction, and its leased runs resume from their last step. */
+  importDatabase(file: Blob | ArrayBuffer | Uint8Array): Promise<ImportResult>;
   on(type: "runs:purge", listener: (event: RunsPurgeEvent) => void): () => void;
   on(type: DurablyEventType | "*" | (string & {}), listener: (event: DurablyEvent) => void): () => void;
   /** One run's events; ends after its terminal event, when the client closes, or when the worker fails. */

@@ -173,6 +173,63 @@ export class DurablyClient {
     return this._call("purgeRuns", { olderThan: when, limit });
   }
 
+  // -- the database: storage and backups ----------------------------------------------
+
+  /** Ask the browser to keep this origin's storage (the database) under storage pressure.
+   * navigator.storage.persist() must be called from the page, not the worker. Resolves
+   * with whether the storage is persisted now (the browser may decline). */
+  async requestPersistence() {
+    const storage = globalThis.navigator?.storage;
+    if (typeof storage?.persist !== "function") return false;
+    return (await storage.persist()) === true || (await storage.persisted?.()) === true;
+  }
+
+  /** {persisted, usage, quota} of this origin (navigator.storage) and the database's
+   * databaseBytes (its file plus WAL in OPFS, reported by the worker; null in a secondary tab). */
+  async storageInfo() {
+    const storage = globalThis.navigator?.storage;
+    const databaseBytes = this.getDatabaseSize().then(
+      (size) => size.databaseBytes,
+      (error) => {
+        if (error.name === "NotOwnerError") return null;
+        throw error;
+      },
+    );
+    const [persisted, estimate, bytes] = await Promise.all([
+      storage?.persisted?.() ?? false,
+      storage?.estimate?.() ?? {},
+      databaseBytes,
+    ]);
+    return { persisted: persisted === true, usage: estimate.usage ?? null, quota: estimate.quota ?? null, databaseBytes: bytes };
+  }
+
+  /** {databaseBytes}: the database file plus its WAL in OPFS (owner only). */
+  getDatabaseSize() {
+    return this._call("getDatabaseSize", {});
+  }
+
+  /** A consistent copy of the database file (SQLite's online backup, taken while runs
+   * keep going), as a Blob. */
+  async exportDatabase() {
+    const buffer = await this._call("exportDatabase", {}, this._transferBudget());
+    return new Blob([buffer], { type: "application/vnd.sqlite3" });
+  }
+
+  /** Replace the whole database with a backup (a Blob, File, ArrayBuffer or Uint8Array).
+   * Rejects with ValidationError, changing nothing, unless it is an intact durably
+   * database no newer than this runtime. Runs in flight here are stopped first; the
+   * imported database's leased runs resume from their last completed step. */
+  async importDatabase(file) {
+    const data = file instanceof ArrayBuffer || ArrayBuffer.isView(file) ? file : await file?.arrayBuffer?.();
+    if (data === undefined) throw namedError("ValidationError", "importDatabase needs the database file: a Blob, File, ArrayBuffer or Uint8Array");
+    return this._call("importDatabase", { data }, this._transferBudget());
+  }
+
+  _transferBudget() {
+    // A large database takes a while to copy and check: more than an ordinary request.
+    return Math.max(this._requestTimeoutMs, 300_000);
+  }
+
   // -- events -------------------------------------------------------------------------
 
   /** Listen to one event type, or "*" for every event; returns a function that unsubscribes. */

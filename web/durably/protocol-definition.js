@@ -87,6 +87,9 @@ export const RUNTIME_REQUESTS = deepFreeze({
     limit: { type: "integer", required: false },
   },
   getJobs: {},
+  exportDatabase: {},
+  importDatabase: { file: { type: "string", required: true } },
+  getDatabaseSize: {},
 });
 
 /** Requests the worker answers itself (worker.js), with their fields. */

@@ -84,8 +84,8 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
   // runtime gets it as soon as it is ready, after the worker's own navigator.onLine.
   let pageOnline = null;
 
-  function post(message) {
-    port?.postMessage(message);
+  function post(message, transfer = []) {
+    port?.postMessage(message, transfer);
   }
 
   function emit(type, fields = {}) {
@@ -137,6 +137,11 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
         case "network":
           reply(id, followPageNetwork(message.online));
           return;
+      }
+      if (DATABASE_TRANSFERS.includes(message.type)) {
+        const { response, transfer } = await transferDatabase(await whenOwner(), message);
+        post(response, transfer);
+        return;
       }
       if (!Object.hasOwn(RUNTIME_REQUESTS, message.type)) {
         const known = [...Object.keys(WORKER_REQUESTS), ...Object.keys(RUNTIME_REQUESTS)];
@@ -326,6 +331,62 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
   }
 
   return { connect, onRequest, close };
+}
+
+// -- the whole database, as bytes ------------------------------------------------------
+
+/** Requests whose bytes the worker carries itself: the page sends and receives the
+ * database file, the Python runtime reads and writes a temporary file in Pyodide's
+ * in-memory filesystem (never OPFS), named in its own request of the same type. */
+export const DATABASE_TRANSFERS = Object.freeze(["exportDatabase", "importDatabase"]);
+
+/**
+ * Answer exportDatabase (result: the file's ArrayBuffer, transferred, not copied) or
+ * importDatabase {data: ArrayBuffer | Uint8Array} (result: {runs, reclaimedRuns}).
+ * Returns the response and what to transfer with it; the temporary file is always gone.
+ * @param {{call(text: string): Promise<string>, read_temporary_file(path: string): any,
+ *   write_temporary_file(data: Uint8Array): string, remove_temporary_file(path: string): void}} bridge
+ * @param {{id: string | number, type: string, data?: unknown}} message
+ * @returns {Promise<{response: object, transfer: ArrayBuffer[]}>}
+ */
+export async function transferDatabase(bridge, message) {
+  const { id, type } = message;
+  const unknown = Object.keys(message).filter((key) => !["id", "type", ...(type === "importDatabase" ? ["data"] : [])].includes(key));
+  if (unknown.length) {
+    return { response: { id, ok: false, error: { name: "ValidationError", message: `${type}: unknown field(s) ${unknown.join(", ")}`, fields: unknown } }, transfer: [] };
+  }
+  if (type === "exportDatabase") {
+    const answer = JSON.parse(await bridge.call(encodeRequest({ id, type })));
+    if (!answer.ok) return { response: answer, transfer: [] };
+    const bytes = takeBytes(bridge.read_temporary_file(answer.result.file));
+    return { response: { id, ok: true, result: bytes.buffer }, transfer: [bytes.buffer] };
+  }
+  const { data } = message;
+  if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) {
+    return { response: { id, ok: false, error: { name: "ValidationError", message: "importDatabase: field 'data' must be the database file's bytes (an ArrayBuffer or a Uint8Array)", fields: ["data"] } }, transfer: [] };
+  }
+  const view = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const file = bridge.write_temporary_file(view);
+  try {
+    return { response: JSON.parse(await bridge.call(encodeRequest({ id, type, file }))), transfer: [] };
+  } finally {
+    bridge.remove_temporary_file(file);
+  }
+}
+
+/** The bytes of a Python bytes object (a PyProxy) in a fresh ArrayBuffer; frees the proxy. */
+function takeBytes(proxy) {
+  if (proxy instanceof Uint8Array) return proxy.slice(); // a test's stand-in
+  try {
+    const buffer = proxy.getBuffer("u8");
+    try {
+      return buffer.data.slice();
+    } finally {
+      buffer.release();
+    }
+  } finally {
+    proxy.destroy();
+  }
 }
 
 /** JSON text for Python; refuses values JSON would silently change (NaN, BigInt, ...). */

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .. import Durably, Limits, create_durably
@@ -152,6 +155,28 @@ async def _get_jobs(durably: Durably, fields: Mapping[str, Any]) -> Any:
     return sorted(durably.jobs)
 
 
+async def _export_database(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    # A temporary file in the worker's in-memory filesystem, never OPFS: the worker
+    # reads it, deletes it and transfers its bytes to the page.
+    handle, path = tempfile.mkstemp(prefix="durably-export-", suffix=".sqlite3")
+    os.close(handle)
+    try:
+        await durably.export_database(path)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return {"file": path, "bytes": os.path.getsize(path)}
+
+
+async def _import_database(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    reclaimed = await durably.import_database(fields["file"])
+    return {"runs": await durably.count_runs(), "reclaimedRuns": reclaimed}
+
+
+async def _get_database_size(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return {"databaseBytes": durably.database_bytes()}
+
+
 #: One handler per request of protocol.REQUEST_FIELDS (a unit test checks they match).
 HANDLERS: dict[str, Handler] = {
     "trigger": _trigger,
@@ -169,6 +194,9 @@ HANDLERS: dict[str, Handler] = {
     "deleteRun": _delete_run,
     "purgeRuns": _purge_runs,
     "getJobs": _get_jobs,
+    "exportDatabase": _export_database,
+    "importDatabase": _import_database,
+    "getDatabaseSize": _get_database_size,
 }
 
 
@@ -236,6 +264,15 @@ class Bridge:
         task.add_done_callback(self._tasks.discard)
 
     async def _respond(self, text: str) -> None:
+        self._post(_encode(await self._answer(text)))
+
+    async def call(self, text: str) -> str:
+        """Answer one request (JSON text) and return the response as JSON text instead of
+        posting it: for the worker, which finishes some requests itself (see worker.js)."""
+        return _encode(await self._answer(text))
+
+    async def _answer(self, text: str) -> dict[str, Any]:
+        """The response to one request; queued events are posted before it is returned."""
         request_id: Any = None
         try:
             message = json.loads(text, parse_constant=_refuse_constant)
@@ -252,19 +289,36 @@ class Bridge:
                     f"unknown request type {kind!r}; known: {', '.join(sorted(HANDLERS))}"
                 )
             result = await handler(self.durably, decode_request(message))
-            reply = {"id": request_id, "ok": True, "result": result}
             self.flush_events()
-            try:
-                self._send(reply)
-                return
-            except ValueError as exc:  # e.g. NaN in a stored value: report, don't hang
-                raise ProtocolError(f"the result cannot be sent as JSON: {exc}") from exc
+            return {"id": request_id, "ok": True, "result": result}
         except json.JSONDecodeError as exc:
             error = {"name": "ProtocolError", "message": f"a request must be JSON: {exc}"}
         except Exception as exc:
             error = error_payload(exc)
         self.flush_events()
-        self._send({"id": request_id, "ok": False, "error": error})
+        return {"id": request_id, "ok": False, "error": error}
+
+    # -- temporary files for the worker's database transfers (see worker.js) -------------
+    # In Pyodide's in-memory filesystem, never in OPFS. The bytes cross as a Python
+    # bytes object (the worker reads its buffer) and a JS Uint8Array (`to_bytes()`).
+
+    def read_temporary_file(self, path: str) -> bytes:
+        """The bytes of a file `exportDatabase` wrote; the file is deleted."""
+        try:
+            return Path(path).read_bytes()
+        finally:
+            Path(path).unlink(missing_ok=True)
+
+    def write_temporary_file(self, data: Any) -> str:
+        """Write `data` (a JS Uint8Array, or bytes) to a new temporary file for
+        `importDatabase`; returns its path."""
+        handle, path = tempfile.mkstemp(prefix="durably-import-", suffix=".sqlite3")
+        with os.fdopen(handle, "wb") as file:
+            file.write(data if isinstance(data, bytes) else data.to_bytes())
+        return path
+
+    def remove_temporary_file(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
 
     def set_online(self, online: bool) -> None:
         """The worker's network state (``navigator.onLine`` and its online/offline events):
@@ -281,6 +335,15 @@ class Bridge:
         await self.durably.close(timeout)
         self._unsubscribe()
         self.flush_events()
+
+
+def _encode(response: dict[str, Any]) -> str:
+    """A response as JSON text; a result JSON cannot hold becomes an error response."""
+    try:
+        return json.dumps(response, allow_nan=False, separators=(",", ":"))
+    except ValueError as exc:  # e.g. NaN in a stored value: report, don't hang
+        error = {"name": "ProtocolError", "message": f"the result cannot be sent as JSON: {exc}"}
+        return json.dumps({"id": response["id"], "ok": False, "error": error})
 
 
 def _refuse_constant(name: str) -> Any:

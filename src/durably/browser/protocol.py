@@ -242,6 +242,12 @@ REQUEST_FIELDS: dict[str, dict[str, Field]] = {
     "resume": _RUN_ID,
     "purgeRuns": {"olderThan": Field(instant, required=True), "limit": Field(integer_in(1))},
     "getJobs": {},
+    # The whole database. The page sends exportDatabase and importDatabase {data: bytes};
+    # the worker moves the bytes through a temporary file in Pyodide's in-memory
+    # filesystem and names that file here (worker.js, handleDatabaseTransfer).
+    "exportDatabase": {},
+    "importDatabase": {"file": Field(text, required=True)},
+    "getDatabaseSize": {},
 }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from ..errors import StorageError
 from ..models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepKind, StepRecord
 
 #: What a waiting run waits for: a time, an event, the network, or a retry's delay.
@@ -113,6 +114,33 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the database; the store is unusable afterwards."""
+
+    # -- the whole database: export and import ---------------------------------------
+    # Optional: a store that cannot copy itself into one file (a server database) keeps
+    # these defaults, which refuse with a StorageError naming the tool to use instead.
+
+    #: What to use instead of export_database / import_database, for the error message.
+    backup_tool = "the database's own backup tools"
+
+    def export_database(self, path: str) -> None:
+        """Write a consistent copy of the whole database to the file `path`, while runs
+        keep going. StorageError if it cannot be written."""
+        raise StorageError(f"{type(self).__name__} cannot export to a file; use {self.backup_tool}")
+
+    def validate_import(self, path: str) -> None:
+        """Raise ValidationError unless `path` is a database `import_database` accepts:
+        intact, of this runtime's kind, with a schema no newer than this release's."""
+        raise StorageError(f"{type(self).__name__} cannot import a file; use {self.backup_tool}")
+
+    def import_database(self, path: str) -> None:
+        """Replace the whole database, atomically, with the file `path` (checked as by
+        `validate_import`: ValidationError changes nothing). The caller has stopped every
+        lease holder of this database and migrates the result afterwards."""
+        raise StorageError(f"{type(self).__name__} cannot import a file; use {self.backup_tool}")
+
+    def database_bytes(self) -> int:
+        """How many bytes the database occupies on its storage (files and logs)."""
+        raise StorageError(f"{type(self).__name__} does not report its size")
 
     # -- creating and reading runs ---------------------------------------------------
 

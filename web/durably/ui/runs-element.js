@@ -8,6 +8,7 @@ import { RunsRenderer } from "./runs-renderer.js";
 import { isActionable, runAction } from "./run-actions.js";
 import { RUNS_STYLE } from "./runs-style.js";
 import { buildShell } from "./runs-view.js";
+import { StorageBar } from "./storage-bar.js";
 
 const DEFAULT_PAGE_SIZE = 10;
 const MAX_PAGE_SIZE = 100;
@@ -37,6 +38,8 @@ export class DurablyRunsElement extends HTMLElement {
   #frame = 0;
   #ui;
   #renderer;
+  /** Persistence notice, quota warning and "Download backup". */
+  #storage = new StorageBar();
 
   /**
    * Pass as `onBoot` to createDurably() when connecting with its promise, so the boot
@@ -49,6 +52,7 @@ export class DurablyRunsElement extends HTMLElement {
     const root = this.attachShadow({ mode: "open" });
     this.#ui = buildShell(root, RUNS_STYLE);
     this.#renderer = new RunsRenderer(root, this.#ui, this.#model, () => this.#invalidate());
+    root.insertBefore(this.#storage.node, this.#ui.toolbar);
     root.addEventListener("click", (event) => this.#onClick(event));
     root.addEventListener("change", (event) => {
       const key = event.target.dataset?.filter;
@@ -77,6 +81,7 @@ export class DurablyRunsElement extends HTMLElement {
     const model = this.#model;
     const connection = model.startConnection();
     this.#detach();
+    this.#storage.connect(null);
     if (!source) {
       model.state = "idle";
       this.#invalidate();
@@ -92,6 +97,7 @@ export class DurablyRunsElement extends HTMLElement {
         if (connection !== model.connection) return;
         if (!isClient) this.#attach(client);
         model.onReady(client);
+        this.#storage.connect(client);
       },
       (error) => {
         if (connection !== model.connection) return;

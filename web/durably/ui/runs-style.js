@@ -62,6 +62,16 @@ export const RUNS_STYLE = `
 .message.error { border-color: var(--durably-failed); color: var(--durably-failed); background: var(--durably-bg); }
 .message button { margin-left: auto; }
 
+/* storage: persistence notice, quota warning, backup */
+.storage-notice {
+  display: flex; align-items: center; gap: .6rem; margin: 0 0 .5rem; padding: .3rem .6rem;
+  font-size: .8rem; color: var(--durably-muted); border-left: 3px solid var(--durably-border);
+}
+.storage-notice.warning { color: inherit; border-left-color: var(--durably-warning-border); background: var(--durably-warning-bg); }
+.storage-notice button { margin-left: auto; font-size: .8rem; }
+.storage-actions { display: flex; align-items: center; gap: .6rem; margin: 0 0 .5rem; font-size: .8rem; }
+.storage-status { color: var(--durably-muted); }
+
 /* toolbar: filters and pager */
 .toolbar {
   display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1rem; margin-bottom: .4rem;

@@ -9,6 +9,7 @@ lease guard: a stale holder (reclaimed run) or a cancelled run changes nothing.
 from __future__ import annotations
 
 from ..base import Store
+from .backup import SqliteBackup
 from .database import Synchronous
 from .leases import SqliteLeases
 from .operations import SqliteRunOperations
@@ -27,6 +28,7 @@ class SqliteStore(
     SqliteSteps,
     SqliteWaits,
     SqliteRunOperations,
+    SqliteBackup,
     Store,
 ):
     """Store runs in a SQLite database.
