@@ -47,6 +47,7 @@ const APP_FILES = [
   "durably/ui/run-actions.js",
   "durably/ui/format.js",
   "durably/ui/dom.js",
+  "durably/ui/storage-bar.js",
 ];
 /** The runtime: manifest.json lists the Pyodide files and the wheels it loads. */
 const VENDOR = "vendor/";
