@@ -1,4 +1,7 @@
-"""durably: durable, resumable Python jobs on SQLite, in the browser and on CPython."""
+"""durably: durable, resumable Python jobs on SQLite, in the browser and on CPython, and
+on PostgreSQL with many worker processes."""
+
+from typing import TYPE_CHECKING, Any
 
 from .context import CancellationSignal, Step
 from .durably import Durably, Limits, create_durably
@@ -15,6 +18,7 @@ __all__ = [
     "JobHandle",
     "Limits",
     "LogRecord",
+    "PostgresStore",
     "Progress",
     "Run",
     "RunResult",
@@ -26,3 +30,16 @@ __all__ = [
     "create_durably",
     "define_job",
 ]
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: psycopg is an optional dependency (durably[postgres]), and
+    # the browser never loads it.
+    if name == "PostgresStore":
+        from .store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,6 +71,20 @@ def _epoch_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def open_store(database: str) -> Store:
+    """The store a database string names: a PostgreSQL URL, else a SQLite path."""
+    if database.startswith(("postgresql://", "postgres://")):
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ImportError(
+                f"{database.split(':', 1)[0]} URLs need the PostgreSQL driver: "
+                "pip install 'durably[postgres]'"
+            ) from exc
+        return PostgresStore(database)
+    return SqliteStore(database)
+
+
 def create_durably(
     database: str | Store = "durably.db",
     jobs: Sequence[JobDefinition[Any, Any]] = (),
@@ -86,7 +100,8 @@ def create_durably(
     owner: str | None = None,
     limits: Limits | None = None,
 ) -> Durably:
-    """Create a runtime on a SQLite file path, ":memory:", or a `Store`.
+    """Create a runtime on a SQLite file path, ":memory:", a PostgreSQL URL
+    (``postgresql://user@host:5432/db``; needs ``durably[postgres]``), or a `Store`.
 
     `retain_runs` ("30d", "12h", "90m") purges finished runs that old during idle time.
     `max_stalled_attempts`: a run whose worker (or tab) stopped this many times in a row
@@ -105,7 +120,7 @@ def create_durably(
     )
     if settings.lease_renew_interval_ms >= settings.lease_ms:
         raise ValueError("lease_renew_interval_ms must be shorter than lease_ms")
-    store = SqliteStore(database) if isinstance(database, str) else database
+    store = open_store(database) if isinstance(database, str) else database
     durably = Durably(store, settings, clock or _epoch_ms, owner or default_owner())
     durably.register(*jobs)
     return durably

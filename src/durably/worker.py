@@ -12,6 +12,7 @@ import asyncio
 import os
 import platform
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .events import RunsPurgeEvent, WorkerErrorEvent
@@ -37,6 +38,7 @@ class Worker:
         self._loop_task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[object]] = set()
         self._last_retention_at: int | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def started(self) -> bool:
@@ -47,6 +49,14 @@ class Worker:
             return
         self._stopping = False
         self._loop_task = asyncio.ensure_future(self._loop())
+        # Runs made claimable by other processes (a shared PostgreSQL database) wake the
+        # loop at once; the store calls back from its own thread.
+        loop = asyncio.get_running_loop()
+
+        def wake_from_any_thread() -> None:
+            loop.call_soon_threadsafe(self.wake)
+
+        self._unwatch = self._durably.store.watch(wake_from_any_thread)
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -57,6 +67,9 @@ class Worker:
         seconds, abandon the rest: they stay leased and resume under the next owner."""
         self._stopping = True
         self._wake.set()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._loop_task is not None:
             await self._loop_task
             self._loop_task = None
