@@ -38,8 +38,10 @@ lint: setup-python
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy
 
+# The PostgreSQL scenarios and worker-process tests use $$DURABLY_TEST_POSTGRES_URL, else a
+# server on 127.0.0.1:5432, else a throwaway cluster (tests/unit/pg_server.py).
 test-unit: setup-python
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit tests/postgres
 
 # Two workers: booting Pyodide dominates and overlaps well with the other worker's waits.
 test-browser: setup chromium

@@ -349,6 +349,10 @@ class Durably:
         self._executions[run.id] = execution
         return execution
 
+    def executing(self) -> list[RunExecution]:
+        """The runs this runtime is executing now (claimed and not yet finished)."""
+        return list(self._executions.values())
+
     async def _execute(self, execution: RunExecution) -> Outcome:
         try:
             return await execution.execute()

@@ -22,12 +22,26 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
 import psycopg
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def with_options(url: str, options: str, dbname: str | None = None) -> str:
+    """`url` (a postgresql:// URL) with server `options` added, and another database."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    query["options"] = [" ".join([*query.get("options", []), options])]
+    path = f"/{dbname}" if dbname else parts.path
+    return urllib.parse.urlunsplit(
+        parts._replace(
+            path=path, query=urllib.parse.urlencode(query, doseq=True, quote_via=urllib.parse.quote)
+        )
+    )
 
 
 def answers(url: str) -> bool:
@@ -120,11 +134,7 @@ class TestDatabase:
             conn.execute(f'CREATE DATABASE "{self.name}"')
         # Commits need not wait for the disk: the tests check what is visible, and the
         # server restart test stops the server cleanly.
-        self.url = str(
-            psycopg.conninfo.make_conninfo(
-                admin, dbname=self.name, options="-c synchronous_commit=off"
-            )
-        )
+        self.url = with_options(admin, "-c synchronous_commit=off", dbname=self.name)
         self._schemas = 0
 
     @property
