@@ -7,6 +7,7 @@ ran where and when: steps executed twice, runs of one key overlapping in time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -52,6 +53,8 @@ async def _steps(step: Step, input: dict[str, Any]) -> dict[str, Any]:
             return 1
 
         await step.run(name, body)
+        if input.get("pause_ms"):
+            await asyncio.sleep(input["pause_ms"] / 1000)  # yields: other runs go on
     return {"n": input["n"]}
 
 

@@ -202,3 +202,36 @@ def test_a_stalled_worker_writes_nothing_after_its_run_was_reclaimed(
     )[0][0]
     assert stale_pid_steps >= 1  # it did run steps before it stalled
     assert stale.poll() is None, "the stale worker should live on (and find nothing to do)"
+
+
+def test_sigterm_finishes_short_runs_and_hands_long_ones_back(
+    schema: Schema, workers: Workers
+) -> None:
+    options = ("--shutdown-timeout", "0.5", "--polling-interval-ms", "100")
+    first = workers.start(*options, concurrency=2)
+    ids = asyncio.run(
+        trigger_all(
+            schema.url,
+            [
+                ("short", {"n": 0, "steps": 2, "pause_ms": 100}, None),  # done in 0.2 s
+                ("long", {"n": 1, "steps": 50, "pause_ms": 100}, None),  # needs 5 s
+            ],
+        )
+    )
+    deadline = time.monotonic() + 20
+    while schema.rows("SELECT count(DISTINCT run_id) FROM history")[0][0] < 2:
+        assert time.monotonic() < deadline, "the worker never started both runs"
+        time.sleep(0.02)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0
+    log = workers.log(first)
+    assert f"run {ids[0]} (short) completed" in log
+    assert f"run {ids[1]} (long) handed back" in log
+    long_run = schema.rows(
+        "SELECT status, lease_expires_at <= (extract(epoch FROM now()) * 1000)::bigint "
+        "FROM durably_runs WHERE id = %s",
+        (ids[1],),
+    )
+    assert long_run == [("leased", True)]  # claimable at once, not after its lease
+    workers.start("--polling-interval-ms", "100", concurrency=1)
+    wait_until_done(schema, 2, timeout=30)
