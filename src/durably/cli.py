@@ -88,6 +88,12 @@ def add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=1_000,
         help="fallback poll; triggers wake workers at once on PostgreSQL (default: 1000)",
     )
+    parser.add_argument(
+        "--max-stalled-attempts",
+        type=int,
+        default=3,
+        help="claims in a row without a finished step before a run fails (default: 3)",
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     parser.set_defaults(run=run_worker)
 
@@ -112,6 +118,7 @@ def run_worker(args: argparse.Namespace) -> int:
             polling_interval_ms=args.polling_interval_ms,
             lease_ms=args.lease_ms,
             lease_renew_interval_ms=args.lease_renew_interval_ms,
+            max_stalled_attempts=args.max_stalled_attempts,
         )
     )
     return 0

@@ -64,6 +64,7 @@ async def run_worker(
     polling_interval_ms: int = 1000,
     lease_ms: int = 30_000,
     lease_renew_interval_ms: int = 5_000,
+    max_stalled_attempts: int = 3,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT; see the module docstring."""
     jobs = import_jobs(modules)
@@ -74,6 +75,7 @@ async def run_worker(
         polling_interval_ms=polling_interval_ms,
         lease_ms=lease_ms,
         lease_renew_interval_ms=lease_renew_interval_ms,
+        max_stalled_attempts=max_stalled_attempts,
     )
     for event_type in ("run:leased", "run:complete", "run:fail", "run:cancel", "worker:error"):
         durably.on(event_type, _log_event)

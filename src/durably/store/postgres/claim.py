@@ -19,8 +19,9 @@ import psycopg
 KEY_LOCK_CLASS = 0x6475  # "du"
 
 #: Candidates a claim tries before it reports nothing eligible this time. Losing a
-#: candidate means another worker just claimed it (or its key): the next poll retries.
-MAX_CANDIDATES = 5
+#: candidate means another worker just claimed it (or its key); after this many losses
+#: in a row the worker retries on its next wake-up (a claim or finish elsewhere notifies).
+MAX_CANDIDATES = 16
 
 # Claimable now: pending, or leased by a holder whose lease expired; of the caller's
 # jobs; never one the caller executes itself (`held`). Parameters: now, jobs, held.
