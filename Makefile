@@ -8,7 +8,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup setup-python setup-web chromium demo test test-unit test-browser lint clean torture bench
+.PHONY: setup setup-python setup-web chromium demo test test-js test-unit test-browser lint clean torture bench dist example
 
 setup: setup-python setup-web
 
@@ -38,16 +38,45 @@ lint: setup-python
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy
 
+# The client, the protocol and the worker's request handling, with stubbed Worker,
+# MessageChannel and Web Locks: Node's own test runner, no dependency, no browser.
+test-js:
+	node --test tests/js/
+
 # The PostgreSQL scenarios and worker-process tests use $$DURABLY_TEST_POSTGRES_URL, else a
 # server on 127.0.0.1:5432, else a throwaway cluster (tests/unit/pg_server.py).
 test-unit: setup-python
 	$(PY) -m pytest tests/unit tests/postgres
 
+# The npm package durably-pyodide (dist/durably-pyodide-<version>.tgz), rebuilt when a
+# source it packs changes.
+NPM_VERSION  := $(shell sed -n 's/^  "version": "\(.*\)",/\1/p' package.json)
+NPM_TARBALL  := dist/durably-pyodide-$(NPM_VERSION).tgz
+DIST_SOURCES := $(shell find web/durably npm src/durably requirements -type f -not -name '*.pyc') \
+	package.json package-lock.json pyproject.toml scripts/build_npm.py scripts/setup_web.py
+
+dist: $(NPM_TARBALL)
+
+$(NPM_TARBALL): $(DIST_SOURCES) | setup
+	cd scripts && ../$(PY) build_npm.py
+
+# The Vite example, installed from the tarball (--no-save keeps its committed lock file
+# as is) and built; the browser tests serve examples/vite-app/dist.
+EXAMPLE         := examples/vite-app
+EXAMPLE_SOURCES := $(shell find $(EXAMPLE) -type f -not -path '*/node_modules/*' -not -path '*/dist/*')
+
+example: $(EXAMPLE)/dist/.built
+
+$(EXAMPLE)/dist/.built: $(NPM_TARBALL) $(EXAMPLE_SOURCES)
+	cd $(EXAMPLE) && npm install --no-save --no-audit --no-fund --loglevel=error ../../$(NPM_TARBALL)
+	cd $(EXAMPLE) && npx vite build --logLevel warn
+	touch $@
+
 # Two workers: booting Pyodide dominates and overlaps well with the other worker's waits.
-test-browser: setup chromium
+test-browser: setup chromium example
 	$(PY) -m pytest tests/browser -n 2
 
-test: lint test-unit test-browser
+test: lint test-js test-unit test-browser
 
 # Crash torture: TORTURE_N random interruptions of the owner tab (SEED=n to replay a
 # run). `make test` runs a quick version (tests/browser/test_reliability_torture.py).
@@ -61,4 +90,4 @@ bench: setup chromium
 	$(PY) -m bench $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) node_modules web/vendor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules web/vendor build dist $(EXAMPLE)/node_modules $(EXAMPLE)/dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,17 @@
 """durably: durable, resumable Python jobs on SQLite, in the browser and on CPython, and
-on PostgreSQL with many worker processes."""
+on PostgreSQL with many worker processes.
+
+Re-exports only: the public names live in their modules (`app` composes them).
+"""
 
 from typing import TYPE_CHECKING, Any
 
-from .context import CancellationSignal, Step
-from .durably import Durably, Limits, create_durably
+from .app import Durably, create_durably
 from .events import Event
 from .jobs import JobDefinition, JobHandle, define_job
 from .models import LogRecord, Progress, Run, RunResult, RunStatus, StepRecord
+from .options import Limits
+from .step import CancellationSignal, Step
 from .store import SqliteStore, Store
 
 __all__ = [

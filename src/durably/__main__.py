@@ -1,4 +1,7 @@
-"""``python -m durably``: see :mod:`durably.cli`."""
+"""``python -m durably``: runs the command line of :mod:`durably.cli`.
+
+Only an entry point: importing it starts nothing unless it runs as ``__main__``.
+"""
 
 from __future__ import annotations
 

@@ -124,6 +124,43 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "bundle",
+        help="lay out a static site (runtime, Pyodide, wheels, jobs, service worker)",
+        description=(
+            "Write into OUTDIR everything a static site needs to run durably jobs in the "
+            "browser, pinned and hash-checked, plus a service worker that precaches it. "
+            "Pyodide's runtime files come from --pyodide, else from a node_modules/pyodide "
+            "of the pinned version in this directory or above, else from the npm registry "
+            "(checked against the pinned integrity hash, cached in ~/.cache/durably)."
+        ),
+    )
+    parser.add_argument("out_dir", type=Path, metavar="OUTDIR", help="folder to write")
+    parser.add_argument(
+        "--jobs", type=Path, nargs="+", required=True, metavar="FILE", help="job modules (.py)"
+    )
+    parser.add_argument(
+        "--pyodide", type=Path, metavar="DIR", help="an npm pyodide package of the pinned version"
+    )
+    parser.add_argument(
+        "--wheels",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="reuse pinned wheels found here (hash-checked) instead of downloading them",
+    )
+    parser.set_defaults(run=run_bundle)
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from durably.bundle import bundle
+
+    bundle(args.out_dir, args.jobs, pyodide=args.pyodide, wheels=args.wheels)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m durably", description="Durable, resumable Python jobs."
@@ -131,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_serve(commands)
     add_worker(commands)
+    add_bundle(commands)
     return parser
 
 
@@ -149,3 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"durably: {error}", file=sys.stderr)
         return 1
     return status
+
+
+def console_main() -> None:
+    """The ``durably`` console script."""
+    sys.exit(main())

@@ -1,4 +1,7 @@
-"""Parse retention periods such as "30d", "12h", "90m" or "45s" into milliseconds."""
+"""Retention periods such as "30d", "12h", "90m" or "45s", in milliseconds.
+
+Only positive whole numbers with one unit parse: a typo never becomes "keep nothing".
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The project's error classes.
+"""The project's error classes, and `describe_error`, the form a failure is stored in.
 
-Every error raised by durably derives from `DurablyError`, and each class's
-docstring is the default message. `LeaseLostError` and `CancelledError` are
-control flow: the runtime never records them as job failures.
+Every error derives from `DurablyError`; each class's docstring is its default message
+and its name is the error name the page sees. `LeaseLostError` and `RunCancelledError`
+are control flow: the runtime never records them as job failures.
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ class ConflictError(DurablyError):
     """The operation conflicts with the run's current state."""
 
 
-class CancelledError(DurablyError):
+class RunCancelledError(DurablyError):
     """The run was cancelled."""
+
+
+#: The former name, kept for code written against it. Not asyncio's CancelledError.
+CancelledError = RunCancelledError
 
 
 class LeaseLostError(DurablyError):
@@ -47,6 +51,23 @@ class LeaseLostError(DurablyError):
 class StalledRunError(DurablyError):
     """The run was abandoned too many times in a row before it finished a step; it is
     failed instead of retried forever."""
+
+    @classmethod
+    def naming(cls, step_name: str | None, attempts: int) -> StalledRunError:
+        """The error of a run that stalled `attempts` times, naming its step if known."""
+        where = (
+            f"step {step_name!r} did not finish"
+            if step_name is not None
+            else "no step finished (the step in flight is not known)"
+        )
+        return cls(
+            f"run stalled: {where} in {attempts} consecutive attempts (the worker or tab "
+            "stopped each time); it is failed instead of retried forever"
+        )
+
+
+class StepTimeoutError(DurablyError, TimeoutError):
+    """An attempt of a step took longer than its `timeout`; it counts as a failed attempt."""
 
 
 class StrayCancellationError(DurablyError):
@@ -93,3 +114,8 @@ class ProtocolError(DurablyError):
 
 class JobModuleError(DurablyError):
     """A job module could not be loaded."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """How a failure is stored and announced: ``"TypeName: message"`` (or the name alone)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,8 +1,8 @@
 """Typed events, one class per ``noun:verb``, and the emitter that delivers them.
 
-Listeners run in the emitting task (sync) or as their own task (async). A
-listener that raises never reaches the run: its error is re-emitted as
-``worker:error`` (and logged if a ``worker:error`` listener itself fails).
+Listeners run in the emitting task (sync) or as their own task (async). A listener that
+raises never reaches the run: its error becomes ``worker:error`` (logged if that fails
+too). Every ``worker:error`` is built by `WorkerErrorEvent.of`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
+from .errors import describe_error
 from .models import Progress, _json_safe
 
 logger = logging.getLogger("durably")
@@ -99,6 +100,48 @@ class RunCancelEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunWaitEvent(Event):
+    """The run suspended: it holds no lease until `until` passes, or its event arrives,
+    or the network returns. `kind` is sleep, event, online or retry; `name` the wait's
+    (a retry's: its step's)."""
+
+    type: ClassVar[str] = "run:wait"
+    kind: str
+    name: str
+    until: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunWakeEvent(Event):
+    """A waiting run was claimed again; it replays to the wait `name` and goes on."""
+
+    type: ClassVar[str] = "run:wake"
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumeEvent(Event):
+    """A failed run was put back to pending; it continues after its last completed step."""
+
+    type: ClassVar[str] = "run:resume"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRetryEvent(Event):
+    """An attempt of a step with retries failed; attempt `attempt + 1` starts after
+    `next_delay_ms` (or, with `offline`, once the network is back: not counted)."""
+
+    type: ClassVar[str] = "step:retry"
+    step_name: str
+    step_index: int
+    attempt: int
+    error: str
+    next_delay_ms: int | None
+    offline: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunDeleteEvent(Event):
     type: ClassVar[str] = "run:delete"
 
@@ -168,6 +211,23 @@ class WorkerErrorEvent(Event):
     error: str
     context: str
 
+    @classmethod
+    def of(
+        cls,
+        exc: BaseException,
+        context: str,
+        timestamp: datetime,
+        run_id: str | None = None,
+        job_name: str | None = None,
+    ) -> WorkerErrorEvent:
+        return cls(
+            run_id=run_id,
+            job_name=job_name,
+            timestamp=timestamp,
+            error=describe_error(exc),
+            context=context,
+        )
+
 
 EVENT_TYPES: tuple[str, ...] = tuple(
     cls.type
@@ -181,11 +241,15 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         RunFailEvent,
         RunCancelEvent,
         RunDeleteEvent,
+        RunWaitEvent,
+        RunWakeEvent,
+        RunResumeEvent,
         RunsPurgeEvent,
         StepStartEvent,
         StepCompleteEvent,
         StepFailEvent,
         StepCancelEvent,
+        StepRetryEvent,
         LogWriteEvent,
         WorkerErrorEvent,
     )
@@ -221,6 +285,16 @@ class EventEmitter:
         for listener in [*self._listeners.get(event.type, ()), *self._listeners.get("*", ())]:
             self._call(listener, event)
 
+    def report(
+        self,
+        exc: BaseException,
+        context: str,
+        run_id: str | None = None,
+        job_name: str | None = None,
+    ) -> None:
+        """Emit ``worker:error`` for a failure that is not a run's own failure."""
+        self.emit(WorkerErrorEvent.of(exc, context, self._clock(), run_id, job_name))
+
     def _call(self, listener: Listener, event: Event) -> None:
         try:
             result = listener(event)
@@ -243,12 +317,4 @@ class EventEmitter:
             # A failing worker:error listener has nowhere left to report to.
             logger.error("worker:error listener raised", exc_info=exc)
             return
-        self.emit(
-            WorkerErrorEvent(
-                run_id=event.run_id,
-                job_name=event.job_name,
-                timestamp=self._clock(),
-                error=f"{type(exc).__name__}: {exc}",
-                context=f"listener for {event.type}",
-            )
-        )
+        self.report(exc, f"listener for {event.type}", event.run_id, event.job_name)

@@ -1,7 +1,8 @@
 """Job definitions (name, typed input and output, the run function) and job handles.
 
 A `JobDefinition` is inert: it only describes a job. Registering it with a
-`Durably` instance gives a `JobHandle`, which triggers runs of it.
+`Durably` instance gives a `JobHandle`, which triggers runs of it through the
+`JobRuntime` interface; a handle never sees the runtime's other parts.
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import pydantic
 
 from .encoding import to_json, to_json_value
 from .errors import ValidationError
 from .models import Run, RunResult
+from .options import Limits, check_trigger_options
 
 if TYPE_CHECKING:
-    from .context import Step
-    from .durably import Durably
+    from .step import Step
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -123,12 +125,34 @@ def define_job(
     return decorate
 
 
-class JobHandle:
-    """A registered job: trigger runs of it on its `Durably` instance."""
+class JobRuntime(Protocol):
+    """What a `JobHandle` calls on the runtime it is registered with (the facade)."""
 
-    def __init__(self, durably: Durably, definition: JobDefinition[Any, Any]) -> None:
-        self.durably = durably
+    async def enqueue(
+        self,
+        definition: JobDefinition[Any, Any],
+        raw_input: Any,
+        *,
+        idempotency_key: str | None,
+        concurrency_key: str | None,
+        coalesce: str | None,
+        labels: Mapping[str, str] | None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+    ) -> Run: ...
+
+    async def wait_for_run(self, run_id: str, timeout: float | None = None) -> Run: ...
+
+
+class JobHandle:
+    """A registered job: trigger runs of it on the runtime it is registered with."""
+
+    def __init__(
+        self, definition: JobDefinition[Any, Any], runtime: JobRuntime, limits: Limits
+    ) -> None:
         self.definition = definition
+        self._runtime = runtime
+        self._limits = limits
 
     @property
     def name(self) -> str:
@@ -142,15 +166,21 @@ class JobHandle:
         concurrency_key: str | None = None,
         coalesce: str | None = None,
         labels: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> Run:
-        """Queue a run; returns it with `disposition` "created", "idempotent" or "coalesced"."""
-        return await self.durably._trigger(
+        """Queue a run; returns it with `disposition` "created", "idempotent" or "coalesced".
+        `delay` (seconds) or `run_at` (an aware datetime) delays it: it stays pending
+        and is not claimed before then."""
+        return await self._runtime.enqueue(
             self.definition,
             input,
             idempotency_key=idempotency_key,
             concurrency_key=concurrency_key,
             coalesce=coalesce,
             labels=labels,
+            delay=delay,
+            run_at=run_at,
         )
 
     async def trigger_and_wait(
@@ -162,17 +192,21 @@ class JobHandle:
         concurrency_key: str | None = None,
         coalesce: str | None = None,
         labels: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> RunResult:
         """Trigger and wait for the run to finish (timeout in seconds). Raises RunFailedError,
-        CancelledError or WaitTimeoutError when it does not complete."""
+        RunCancelledError or WaitTimeoutError when it does not complete."""
         run = await self.trigger(
             input,
             idempotency_key=idempotency_key,
             concurrency_key=concurrency_key,
             coalesce=coalesce,
             labels=labels,
+            delay=delay,
+            run_at=run_at,
         )
-        done = await self.durably.wait_for_run(run.id, timeout=timeout)
+        done = await self._runtime.wait_for_run(run.id, timeout=timeout)
         return RunResult(
             id=done.id,
             output=done.output,
@@ -192,7 +226,8 @@ class JobHandle:
                 prepared.append((item, {}))
         for raw, options in prepared:
             self.definition.parse_input(raw)
-            self.durably._check_options(
+            check_trigger_options(
+                self._limits,
                 options.get("idempotency_key"),
                 options.get("concurrency_key"),
                 options.get("coalesce"),

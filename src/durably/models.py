@@ -1,8 +1,8 @@
 """Read models returned by the public API: runs, steps, logs, trigger results.
 
-All are frozen snapshots of what the store held when they were read. Times are
-timezone-aware UTC datetimes; `to_dict()` gives the JSON-safe form (ISO-8601
-strings) that the browser bridge sends to the page.
+All are frozen snapshots of what the store held when they were read. Times are UTC
+datetimes (`ms_to_datetime` is the one conversion from stored milliseconds); `to_dict()`
+gives the JSON-safe form the bridge sends. The finished statuses are listed once here.
 """
 
 from __future__ import annotations
@@ -10,14 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 
 class RunStatus(StrEnum):
+    """A run's status. The finished ones (`is_terminal`) are listed once, below."""
+
     PENDING = "pending"  # waiting to be claimed by a worker
     LEASED = (
         "leased"  # claimed; the lease holder is executing it (or died, until the lease expires)
     )
+    #: suspended without a lease: sleeping, waiting for an event, the network or a retry's
+    #: delay (`waiting_for`); claimable again at `wake_at`. Still in progress: it keeps
+    #: its concurrency key.
+    WAITING = "waiting"
     COMPLETED = "completed"  # finished; `output` holds the result
     FAILED = "failed"  # finished with an error; `error` holds the message
     CANCELLED = "cancelled"  # cancelled before it finished
@@ -32,7 +38,12 @@ TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.
 Disposition = Literal["created", "idempotent", "coalesced"]
 
 
-def ms_to_datetime(ms: int | None) -> datetime | None:
+@overload
+def ms_to_datetime(ms: int | float) -> datetime: ...
+@overload
+def ms_to_datetime(ms: None) -> None: ...
+def ms_to_datetime(ms: int | float | None) -> datetime | None:
+    """Epoch milliseconds as a UTC datetime (None stays None): the one conversion."""
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
@@ -91,11 +102,21 @@ class Run(_Snapshot):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: A waiting run: when it becomes claimable again (None: when its event arrives or
+    #: the network returns).
+    wake_at: datetime | None = None
+    #: A waiting run: what it waits for, ``{"kind": "sleep"|"event"|"online"|"retry",
+    #: "name", "until"}`` (`until` an ISO-8601 UTC string or None).
+    waiting_for: dict[str, Any] | None = None
+    #: A delayed run (``trigger(delay=...)``): not claimed before this time.
+    run_at: datetime | None = None
     #: How the trigger call that returned this run got it; None on runs read back later.
     disposition: Disposition | None = None
 
 
-StepStatus = Literal["completed", "failed", "cancelled"]
+StepStatus = Literal["completed", "failed", "cancelled", "waiting"]
+#: What a step record is: a step, or one of the waits that share its namespace.
+StepKind = Literal["step", "sleep", "event", "online"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,13 @@ class StepRecord(_Snapshot):
     error: str | None
     started_at: datetime
     completed_at: datetime | None
+    kind: StepKind = "step"
+    #: Attempts made (a step with retries); the error of the last failed one.
+    attempts: int = 1
+    last_error: str | None = None
+    #: A wait in progress: its deadline (a sleep's end, an event's timeout, a retry's
+    #: next attempt); None otherwise.
+    wake_at: datetime | None = None
 
 
 LogLevel = Literal["info", "warn", "error"]

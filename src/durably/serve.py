@@ -1,10 +1,8 @@
 """Serve the ``web/`` folder for development and tests (``python -m durably serve``).
 
-A stdlib ``ThreadingHTTPServer`` with the MIME types the browser worker insists on
-(module scripts must be ``text/javascript``, ``WebAssembly.instantiateStreaming`` needs
-``application/wasm``) and ``Cache-Control: no-cache`` on every response, so a rebuilt
-wheel is never shadowed by a cached one.  No COOP/COEP headers: nothing here relies on
-``SharedArrayBuffer``.  OPFS and Web Locks need a secure context, which ``127.0.0.1`` is.
+Sends the MIME types the browser worker insists on and ``Cache-Control: no-cache`` (a
+rebuilt wheel is never shadowed by a cached one); no COOP/COEP headers, since nothing
+relies on ``SharedArrayBuffer``. ``127.0.0.1`` is a secure context for OPFS and locks.
 """
 
 from __future__ import annotations

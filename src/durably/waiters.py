@@ -1,10 +1,8 @@
 """Waiting for runs to finish: `wait_for_run` and `subscribe`.
 
-Waiters are resolved by this process's terminal events, so any number of them
-costs nothing while they wait. For runs executed by another process (which
-emits no events here), one shared poller reads the statuses of all waited-for
-runs in a single query per polling interval. A failed read is reported as
-``worker:error`` and tried again at the next interval, never the end of the poller.
+Waiters are resolved by this process's terminal events; for runs executed by another
+process one shared poller reads all waited-for statuses in one query per interval. A
+failed read is reported as ``worker:error`` and retried, never the end of the poller.
 """
 
 from __future__ import annotations
@@ -12,20 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from typing import TYPE_CHECKING
 
 from .errors import (
-    CancelledError,
     DurablyError,
     NotFoundError,
+    RunCancelledError,
     RunFailedError,
     WaitTimeoutError,
 )
-from .events import TERMINAL_RUN_EVENTS, Event
+from .events import TERMINAL_RUN_EVENTS, Event, EventEmitter
 from .models import Run, RunStatus
-
-if TYPE_CHECKING:
-    from .durably import Durably
+from .store import Store
 
 
 class _PollDue:
@@ -36,15 +31,17 @@ _POLL_DUE = _PollDue()
 
 
 class RunWaiters:
-    def __init__(self, durably: Durably) -> None:
-        self._durably = durably
+    def __init__(self, store: Store, emitter: EventEmitter, polling_interval_ms: int) -> None:
+        self._store = store
+        self._emitter = emitter
+        self._interval = polling_interval_ms / 1000
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._closed = False
         # Queues of live subscriptions; close() puts None in each to end them.
         self._subscribers: set[asyncio.Queue[Event | _PollDue | None]] = set()
         for event_type in TERMINAL_RUN_EVENTS:
-            durably.emitter.on(event_type, self._on_terminal)
+            emitter.on(event_type, self._on_terminal)
 
     async def close(self) -> None:
         """End every wait and subscription: the runtime is closing."""
@@ -71,14 +68,15 @@ class RunWaiters:
                 future.set_result(None)
 
     async def wait(self, run_id: str, timeout: float | None) -> Run:
-        """The finished run; RunFailedError, CancelledError, NotFoundError or WaitTimeoutError."""
+        """The finished run, or RunFailedError, RunCancelledError, NotFoundError or
+        WaitTimeoutError."""
         if self._closed:
             raise DurablyError("the runtime is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Register before reading, so a run finishing in between is not missed.
         self._waiting.setdefault(run_id, []).append(future)
         try:
-            run = self._durably.store.get_run(run_id)
+            run = self._store.get_run(run_id)
             if run is None:
                 raise NotFoundError(f"run {run_id} not found")
             if not run.status.is_terminal:
@@ -92,7 +90,7 @@ class RunWaiters:
                         f"{self._status_text(run_id)}"
                     )
                 future.result()  # raises the DurablyError of a closed runtime
-                run = self._durably.store.get_run(run_id)
+                run = self._store.get_run(run_id)
         finally:
             self._forget(run_id, future)
         if run is None:
@@ -100,11 +98,11 @@ class RunWaiters:
         if run.status == RunStatus.FAILED:
             raise RunFailedError(run_id, run.error)
         if run.status == RunStatus.CANCELLED:
-            raise CancelledError(f"run {run_id} was cancelled")
+            raise RunCancelledError(f"run {run_id} was cancelled")
         return run
 
     def _status_text(self, run_id: str) -> str:
-        run = self._durably.store.get_run(run_id)
+        run = self._store.get_run(run_id)
         return "deleted" if run is None else str(run.status)
 
     def _forget(self, run_id: str, future: asyncio.Future[None]) -> None:
@@ -119,7 +117,7 @@ class RunWaiters:
             self._poller = asyncio.ensure_future(self._poll())
 
     async def _poll(self) -> None:
-        interval = self._durably.settings.polling_interval_ms / 1000
+        interval = self._interval
         while self._waiting:
             await asyncio.sleep(interval)
             ids = list(self._waiting)
@@ -136,9 +134,9 @@ class RunWaiters:
         unreadable database) is reported and the caller polls again at its next interval:
         giving up would leave every wait to time out on runs that did finish."""
         try:
-            return self._durably.store.get_statuses(run_ids)
+            return self._store.get_statuses(run_ids)
         except Exception as exc:
-            self._durably.report_error(exc, "waiting for runs")
+            self._emitter.report(exc, "waiting for runs")
             return None
 
     async def subscribe(self, run_id: str) -> AsyncIterator[Event]:
@@ -150,17 +148,17 @@ class RunWaiters:
             if event.run_id == run_id:
                 queue.put_nowait(event)
 
-        unsubscribe = self._durably.emitter.on("*", enqueue)
+        unsubscribe = self._emitter.on("*", enqueue)
         self._subscribers.add(queue)
         try:
             if self._closed:
                 return
-            run = self._durably.store.get_run(run_id)
+            run = self._store.get_run(run_id)
             if run is None:
                 raise NotFoundError(f"run {run_id} not found")
             if run.status.is_terminal:
                 return
-            interval = self._durably.settings.polling_interval_ms / 1000
+            interval = self._interval
             loop = asyncio.get_running_loop()
             while True:
                 # A timer puts _POLL_DUE in the queue rather than asyncio.wait_for, which

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from .durably import create_durably
+from .app import create_durably
 from .errors import JobModuleError
 from .events import Event
 from .jobs import JobDefinition

@@ -271,6 +271,24 @@ def test_posix_behaviour_of_the_mount(opfs_context: BrowserContext, server: str)
     assert counters["lastError"] is None
 
 
+def test_stat_counts_blocks_in_512_byte_units(opfs_context: BrowserContext, server: str) -> None:
+    # POSIX st_blocks counts 512-byte units whatever st_blksize is; tools that compute
+    # disk usage as st_blocks * 512 must never see less than the file's size.
+    harness = open_harness(opfs_context, server)
+    result = harness.run("""
+        import os
+        fd = os.open("/opfs/test.db", os.O_RDWR | os.O_CREAT)
+        os.pwrite(fd, b"x" * 5000, 0)
+        os.close(fd)
+        info = os.stat("/opfs/test.db")
+        os.unlink("/opfs/test.db")
+        {"size": info.st_size, "blocks": info.st_blocks, "blksize": info.st_blksize}
+    """)
+    assert result["size"] == 5000
+    assert result["blocks"] * 512 >= result["size"], result
+    assert result["blocks"] == 10, result  # ceil(5000 / 512)
+
+
 WRITE_FAULTS = [
     ("bogus-count", "database or disk is full"),
     ("short-count", "database or disk is full"),

@@ -19,7 +19,7 @@ import pg_server
 import pytest
 
 from durably import Durably, SqliteStore, Store, create_durably
-from durably.runtime import Outcome
+from durably.execution import Outcome
 
 #: 2023-11-14T22:13:20Z: a fixed, readable start for every fake clock.
 EPOCH_MS = 1_700_000_000_000
@@ -230,10 +230,10 @@ async def until(
 
 async def claim_and_execute(durably: Durably) -> Outcome | None:
     """Claim one run and execute it, returning the execution's outcome (None: nothing)."""
-    execution = durably._claim_next()
+    execution = durably._scheduler.claim_next()
     if execution is None:
         return None
-    return await durably._execute(execution)
+    return await durably._scheduler.execute(execution)
 
 
 def count_polls(durably: Durably) -> Callable[[], int]:

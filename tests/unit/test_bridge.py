@@ -91,6 +91,19 @@ async def test_trigger_and_wait_returns_camel_case_records(bridged: tuple[Bridge
     assert all("jobName" in e and "timestamp" in e for e in page.events())
 
 
+async def test_waiting_for_a_cancelled_run_fails_with_run_cancelled_error(
+    bridged: tuple[Bridge, Page],
+) -> None:
+    bridge, page = bridged
+    await bridge.durably.stop()  # the run stays pending until it is cancelled
+    run = await ask(bridge, page, {"id": 1, "type": "trigger", "job": "count",
+                                   "input": {"steps": 1}})  # fmt: skip
+    await ask(bridge, page, {"id": 2, "type": "cancel", "runId": run["result"]["id"]})
+    waited = await ask(bridge, page, {"id": 3, "type": "waitForRun", "runId": run["result"]["id"]})
+    assert waited["ok"] is False
+    assert waited["error"]["name"] == "RunCancelledError"
+
+
 async def test_purge_posts_one_camel_case_runs_purge_event(bridged: tuple[Bridge, Page]) -> None:
     bridge, page = bridged
     done = await ask(bridge, page, {"id": 1, "type": "triggerAndWait", "job": "count",
@@ -210,3 +223,48 @@ def test_runtime_options_map_browser_names_to_python_ones() -> None:
     kwargs = _runtime_options({"maxStalledAttempts": 5, "maxConcurrentRuns": 2})
     assert kwargs["max_stalled_attempts"] == 5
     assert kwargs["max_concurrent_runs"] == 2
+
+
+@define_job(name="approve")
+async def approve(step: Any, input: Any) -> Any:
+    await step.wait_until_online("network")
+    return await step.wait_for_event("approval")
+
+
+async def test_send_event_resume_delays_and_the_network_over_the_protocol() -> None:
+    page = Page()
+    durably = create_durably(":memory:", [approve], polling_interval_ms=5)
+    bridge = Bridge(durably, page.post)
+    await durably.init()
+    try:
+        bridge.set_online(False)
+        delayed = await ask(bridge, page, {"id": 1, "type": "trigger", "job": "approve",
+                                           "options": {"delayMs": 3_600_000}})  # fmt: skip
+        assert delayed["ok"] and delayed["result"]["runAt"] is not None
+        started = await ask(bridge, page, {"id": 2, "type": "trigger", "job": "approve"})
+        run_id = started["result"]["id"]
+        for _ in range(200):
+            run = await durably.get_run(run_id)
+            if run is not None and run.status == "waiting":
+                break
+            await asyncio.sleep(0.01)
+        got = await ask(bridge, page, {"id": 3, "type": "getRun", "runId": run_id})
+        assert got["result"]["waitingFor"] == {"kind": "online", "name": "network", "until": None}
+        bridge.set_online(True)
+        sent = await ask(bridge, page, {"id": 4, "type": "sendEvent", "runId": run_id,
+                                        "name": "approval", "payload": {"ok": True}})  # fmt: skip
+        assert sent == {"id": 4, "ok": True, "result": None}
+        done = await ask(bridge, page, {"id": 5, "type": "waitForRun", "runId": run_id,
+                                        "timeout": 2000})  # fmt: skip
+        assert done["result"]["output"] == {"ok": True}
+        refused = await ask(bridge, page, {"id": 6, "type": "resume", "runId": run_id})
+        assert refused["error"]["name"] == "ConflictError"
+        unknown = await ask(bridge, page, {"id": 7, "type": "sendEvent", "runId": "nope",
+                                           "name": "approval"})  # fmt: skip
+        assert unknown["error"]["name"] == "NotFoundError"
+        events = [m["event"]["type"] for m in page.messages if m.get("type") == "event"]
+        events += [e["type"] for m in page.messages if m.get("type") == "events"
+                   for e in m["events"]]  # fmt: skip
+        assert {"run:wait", "run:wake"} <= set(events)
+    finally:
+        await bridge.close()

@@ -206,10 +206,10 @@ async def test_cancel_between_claim_and_execution_never_starts_the_job(db: Datab
     durably = await db.runtime([job])
     events = record(durably)
     run = await durably.jobs["late"].trigger(None)
-    execution = durably._claim_next()  # the worker claims; its task has not started yet
+    execution = durably._scheduler.claim_next()  # the worker claims; its task has not started yet
     assert execution is not None
     await durably.cancel(run.id)
-    assert await durably._execute(execution) == "cancelled"
+    assert await durably._scheduler.execute(execution) == "cancelled"
     assert body == []
     assert events.types(run.id) == ["run:trigger", "run:cancel"]
 
@@ -260,7 +260,7 @@ async def test_retrigger_only_finished_runs(db: Database) -> None:
     pending = await durably.jobs["quick"].trigger(1)
     with pytest.raises(ConflictError, match="still pending"):
         await durably.retrigger(pending.id)
-    assert durably._claim_next() is not None
+    assert durably._scheduler.claim_next() is not None
     with pytest.raises(ConflictError, match="still leased"):
         await durably.retrigger(pending.id)
     with pytest.raises(NotFoundError):
@@ -301,7 +301,7 @@ async def test_delete_refuses_unfinished_and_unknown_runs(db: Database) -> None:
     run = await durably.jobs["quick"].trigger(1)
     with pytest.raises(ConflictError, match="cancel it before deleting it"):
         await durably.delete_run(run.id)
-    assert durably._claim_next() is not None
+    assert durably._scheduler.claim_next() is not None
     with pytest.raises(ConflictError):
         await durably.delete_run(run.id)
     with pytest.raises(NotFoundError):
@@ -323,7 +323,7 @@ async def test_purge_deletes_only_terminal_runs_older_than_the_cutoff(
     await durably.cancel(old_cancelled.id)
     still_leased = await durably.jobs["boom"].trigger(3)
     still_pending = await durably.jobs["quick"].trigger(3)
-    leased = durably._claim_next()
+    leased = durably._scheduler.claim_next()
     assert leased is not None and leased.run.id == still_leased.id
     clock.advance(60_000)
     cutoff = ms_to_datetime(clock())
@@ -425,13 +425,23 @@ async def _finish(durably: Any, how: str) -> str:
     return str(run.id)
 
 
-@pytest.mark.parametrize("how", ["completed", "failed", "cancelled"])
+@pytest.mark.parametrize("how", ["completed", "cancelled"])
 async def test_step_outputs_are_dropped_at_the_end_unless_preserved(db: Database, how: str) -> None:
     dropping = await db.runtime([quick, boom], preserve_steps=False)
     run_id = await _finish(dropping, how)
     steps = await dropping.get_steps(run_id)
     assert steps and all(s.output is None for s in steps)
     assert db.count("durably_steps", "output IS NOT NULL") == 0
+
+
+async def test_a_failed_run_keeps_its_step_outputs_for_resume(db: Database) -> None:
+    # preserve_steps governs completed and cancelled runs: a failed run may be resumed.
+    dropping = await db.runtime([quick, boom], preserve_steps=False)
+    run_id = await _finish(dropping, "failed")
+    completed = [s for s in await dropping.get_steps(run_id) if s.status == "completed"]
+    assert completed and all(s.output is not None for s in completed)
+    await dropping.delete_run(run_id)
+    assert db.count("durably_steps") == 0
 
 
 @pytest.mark.parametrize("how", ["completed", "failed", "cancelled"])

@@ -201,6 +201,66 @@ async def _completed(db: Database, clock: FakeClock) -> tuple[str, str, list[Eve
     return run.id, "two-steps", events.events
 
 
+@define_job(name="approval")
+async def approval(step: Any, input: Any) -> Any:
+    return await step.wait_for_event("approved")
+
+
+async def _waited(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
+    durably = await db.runtime([approval])
+    events = record(durably)
+    run = await durably.jobs["approval"].trigger(None)
+    assert await claim_and_execute(durably) == "waiting"
+    await durably.send_event(run.id, "approved", {"by": "ada"})
+    assert await claim_and_execute(durably) == "completed"
+    wait = events.of("run:wait")[0]
+    assert (wait.kind, wait.name, wait.until) == ("event", "approved", None)
+    wake = events.of("run:wake")[0]
+    assert (wake.kind, wake.name) == ("event", "approved")
+    return run.id, "approval", events.events
+
+
+async def _retried(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("server said 503")
+        return "ok"
+
+    @define_job(name="flaky")
+    async def job(step: Any, input: Any) -> Any:
+        return await step.run("upload", flaky, retries=2, retry_delay=0)
+
+    durably = await db.runtime([job])
+    events = record(durably)
+    run = await durably.jobs["flaky"].trigger(None)
+    assert await claim_and_execute(durably) == "waiting"
+    assert await claim_and_execute(durably) == "completed"
+    retry = events.of("step:retry")[0]
+    assert (retry.step_name, retry.attempt, retry.next_delay_ms) == ("upload", 1, 0)
+    assert retry.error == "ConnectionError: server said 503"
+    return run.id, "flaky", events.events
+
+
+@define_job(name="fails-once")
+async def fails_once(step: Any, input: Any) -> Any:
+    await step.run("first", lambda: 1)
+    raise RuntimeError("fails")
+
+
+async def _resumed(db: Database, clock: FakeClock) -> tuple[str, str, list[Event]]:
+    durably = await db.runtime([fails_once])
+    events = record(durably)
+    run = await durably.jobs["fails-once"].trigger(None)
+    assert await claim_and_execute(durably) == "failed"
+    resumed = await durably.resume(run.id)
+    assert resumed.status == RunStatus.PENDING and resumed.error is None
+    assert events.types()[-1] == "run:resume"
+    return run.id, "fails-once", events.events
+
+
 #: Which scenario shows each event type.
 SCENARIOS: dict[str, Scenario] = {
     "run:trigger": _completed,
@@ -219,6 +279,10 @@ SCENARIOS: dict[str, Scenario] = {
     "step:cancel": _cancelled,
     "log:write": _progress_and_log,
     "worker:error": _worker_error,
+    "run:wait": _waited,
+    "run:wake": _waited,
+    "step:retry": _retried,
+    "run:resume": _resumed,
 }
 
 

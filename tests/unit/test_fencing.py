@@ -74,9 +74,9 @@ async def test_stale_holder_writes_nothing(db: Database, clock: FakeClock, kind:
     a_events, b_events = record(a), record(b)
     run = await a.jobs["fenced"].trigger({})
 
-    execution = a._claim_next()
+    execution = a._scheduler.claim_next()
     assert execution is not None and execution.lease.generation == 1
-    task = asyncio.ensure_future(a._execute(execution))
+    task = asyncio.ensure_future(a._scheduler.execute(execution))
     await until(entered.is_set, what="A to block")
 
     clock.advance(LEASE_MS)  # A's lease has now expired
@@ -136,15 +136,15 @@ async def test_stale_holder_cannot_renew_its_lease(db: Database, clock: FakeCloc
     b = await db.runtime([fresh_job], lease_ms=LEASE_MS, owner="b")
     a_events = record(a)
     run = await a.jobs["fenced"].trigger({})
-    execution = a._claim_next()
+    execution = a._scheduler.claim_next()
     assert execution is not None
-    task = asyncio.ensure_future(a._execute(execution))
+    task = asyncio.ensure_future(a._scheduler.execute(execution))
     await until(entered.is_set)
     # While the lease is A's, renewing works.
     await until(lambda: bool(a_events.of("run:lease-renewed")), what="a renewal")
 
     clock.advance(LEASE_MS)
-    taken = b._claim_next()  # no await in between: A cannot renew first
+    taken = b._scheduler.claim_next()  # no await in between: A cannot renew first
     assert taken is not None and taken.lease.generation == 2
     renewals = len(a_events.of("run:lease-renewed"))
 
@@ -157,7 +157,7 @@ async def test_stale_holder_cannot_renew_its_lease(db: Database, clock: FakeCloc
     assert stored.lease_generation == 2
     assert stored.lease_expires_at is not None
     assert stored.lease_expires_at.timestamp() * 1000 == clock() + LEASE_MS
-    assert await b._execute(taken) == "completed"
+    assert await b._scheduler.execute(taken) == "completed"
     assert not a_events.of("run:fail")
 
 
@@ -191,7 +191,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     assert store.update_progress(stale, '{"current":1}', now) is False
     assert store.append_log(stale, "info", "m", None, None, now) is False
     assert store.complete_run(stale, '"x"', now, True) is False
-    assert store.fail_run(stale, "err", now, True) is False
+    assert store.fail_run(stale, "err", now) is False
     assert snapshot() == before
 
     # The same writes under the current lease apply.
@@ -202,7 +202,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     assert store.append_log(current, "info", "m", None, None, now) is True
     assert store.complete_run(current, '"x"', now, True) is True
     # ...and once the run is finished, not even the last holder can write.
-    assert store.fail_run(current, "err", now, True) is False
+    assert store.fail_run(current, "err", now) is False
     assert store.renew_lease(current, now, LEASE_MS) is False
     assert store.append_log(current, "info", "late", None, None, now) is False
 

@@ -44,14 +44,14 @@ async def test_claiming_a_key_fences_the_stalled_holder_of_that_key(
     p2 = await db.runtime([job_b], lease_ms=LEASE_MS, owner="p2", preserve_steps=True)
     p1_events = record(p1)
     a_run = await p1.jobs["a"].trigger({}, concurrency_key="k")
-    held = p1._claim_next()
+    held = p1._scheduler.claim_next()
     assert held is not None
-    task = asyncio.ensure_future(p1._execute(held))
+    task = asyncio.ensure_future(p1._scheduler.execute(held))
     await until(entered.is_set, what="p1 to stall mid-step")
 
     clock.advance(LEASE_MS)  # p1's lease runs out while it stalls
     b_run = await p2.jobs["b"].trigger({}, concurrency_key="k")
-    taken = p2._claim_next()
+    taken = p2._scheduler.claim_next()
     assert taken is not None and taken.run.id == b_run.id
 
     # The stalled run was released in the same transaction: new generation, no owner,
@@ -75,11 +75,11 @@ async def test_claiming_a_key_fences_the_stalled_holder_of_that_key(
     assert db.count("durably_runs", "concurrency_key = 'k' AND lease_owner IS NOT NULL") == 1
 
     # Once the key is free again, the fenced run is claimed and completes normally.
-    assert p1._claim_next() is None  # p2's lease on key k is live
-    assert await p2._execute(taken) == "completed"
-    again = p1._claim_next()
+    assert p1._scheduler.claim_next() is None  # p2's lease on key k is live
+    assert await p2._scheduler.execute(taken) == "completed"
+    again = p1._scheduler.claim_next()
     assert again is not None and (again.run.id, again.lease.generation) == (a_run.id, 3)
-    assert await p1._execute(again) == "completed"
+    assert await p1._scheduler.execute(again) == "completed"
 
 
 async def test_claim_fences_only_expired_runs_of_the_same_key(
@@ -107,7 +107,7 @@ async def test_claim_fences_only_expired_runs_of_the_same_key(
     assert store.renew_lease(first[1], clock(), LEASE_MS) is False
     assert store.persist_step(first[1], "s", 0, "1", clock(), clock()) is False
     assert store.complete_run(first[1], "1", clock(), True) is False
-    assert store.fail_run(first[1], "x", clock(), True) is False
+    assert store.fail_run(first[1], "x", clock()) is False
     assert store.renew_lease(other[1], clock(), LEASE_MS) is True
 
 
@@ -169,13 +169,13 @@ async def test_a_cancel_right_after_the_claim_is_harmless(db: Database, clock: F
     canceller = db.opener.open()
     store._conn = CancelAfterClaim(store._conn, lambda: canceller.cancel_run(run.id, clock(), True))
 
-    execution = durably._claim_next()  # another process cancels once the claim committed
+    execution = durably._scheduler.claim_next()  # another process cancels once the claim committed
     assert store._conn.fired
     assert execution is not None
     assert execution.run.status == RunStatus.LEASED
     assert execution.run.labels == {"team": "a"}
     # The execution finds the run cancelled at its first fenced write.
-    assert await durably._execute(execution) == "cancelled"
+    assert await durably._scheduler.execute(execution) == "cancelled"
     stored = await durably.get_run(run.id)
     assert stored is not None and stored.status == RunStatus.CANCELLED
     assert db.count("durably_steps") == 0

@@ -119,7 +119,7 @@ async def test_retrying_a_coalesced_trigger_returns_the_same_run(db: Database) -
 
     # The retry finds the run the key was coalesced into, even once the run is no
     # longer pending (a plain trigger with a new key would now create a run).
-    assert durably._claim_next() is not None
+    assert durably._scheduler.claim_next() is not None
     retry = await durably.jobs["a"].trigger(2, idempotency_key="k2", concurrency_key="c")
     assert (retry.id, retry.disposition) == (first.id, "idempotent")
     assert db.count("durably_runs") == 1
@@ -163,7 +163,7 @@ async def test_coalesce_options_are_checked(db: Database) -> None:
 async def test_a_leased_run_and_a_pending_run_may_share_a_key(db: Database) -> None:
     durably = await db.runtime([job_a])
     first = await durably.jobs["a"].trigger(1, concurrency_key="k")
-    assert durably._claim_next() is not None
+    assert durably._scheduler.claim_next() is not None
     second = await durably.jobs["a"].trigger(2, concurrency_key="k")
     assert second.disposition == "created"
     statuses = db.rows("SELECT id, status FROM durably_runs ORDER BY rowid")
@@ -179,7 +179,7 @@ async def test_lease_expiry_keeps_one_pending_run_per_key_and_reclaims_first(
     stalled = await db.runtime([job_a], lease_ms=LEASE_MS, owner="stalled")
     durably = await db.runtime([job_a], lease_ms=LEASE_MS, owner="live")
     expired = await durably.jobs["a"].trigger(1, concurrency_key="k")
-    assert stalled._claim_next() is not None
+    assert stalled._scheduler.claim_next() is not None
     clock.advance(1)
     waiting = await durably.jobs["a"].trigger(2, concurrency_key="k")
     clock.advance(LEASE_MS)
@@ -189,12 +189,12 @@ async def test_lease_expiry_keeps_one_pending_run_per_key_and_reclaims_first(
         await durably.jobs["a"].trigger(3, concurrency_key="k")
     assert db.count("durably_runs", "concurrency_key = 'k' AND status = 'pending'") == 1
 
-    reclaimed = durably._claim_next()
+    reclaimed = durably._scheduler.claim_next()
     assert reclaimed is not None
     assert (reclaimed.run.id, reclaimed.lease.generation) == (expired.id, 2)
-    assert durably._claim_next() is None  # the key's lease is live again
-    assert await durably._execute(reclaimed) == "completed"
-    nxt = durably._claim_next()
+    assert durably._scheduler.claim_next() is None  # the key's lease is live again
+    assert await durably._scheduler.execute(reclaimed) == "completed"
+    nxt = durably._scheduler.claim_next()
     assert nxt is not None and nxt.run.id == waiting.id
 
 

@@ -39,7 +39,7 @@ async def test_run_moves_pending_leased_completed(db: Database, clock: FakeClock
     assert run.created_at.timestamp() * 1000 == clock()
 
     clock.advance(5)
-    execution = durably._claim_next()
+    execution = durably._scheduler.claim_next()
     assert execution is not None
     leased = await durably.get_run(run.id)
     assert leased is not None
@@ -50,7 +50,7 @@ async def test_run_moves_pending_leased_completed(db: Database, clock: FakeClock
     assert leased.lease_generation == 1
     assert leased.started_at is not None and leased.started_at.timestamp() * 1000 == clock()
 
-    assert await durably._execute(execution) == "completed"
+    assert await durably._scheduler.execute(execution) == "completed"
     done = await durably.get_run(run.id)
     assert done is not None
     assert done.status == RunStatus.COMPLETED
@@ -97,18 +97,18 @@ async def test_claim_takes_the_oldest_eligible_run(db: Database, clock: FakeCloc
     clock.advance(1)
     second = await durably.jobs["echo"].trigger(2)
 
-    a = stalled._claim_next()
-    b = stalled._claim_next()
+    a = stalled._scheduler.claim_next()
+    b = stalled._scheduler.claim_next()
     assert a is not None and b is not None
     assert (a.run.id, b.run.id) == (first.id, second.id)
-    assert durably._claim_next() is None  # both leases are live
+    assert durably._scheduler.claim_next() is None  # both leases are live
 
     clock.advance(1)
     third = await durably.jobs["echo"].trigger(3)
     clock.advance(LEASE_MS)
     # The expired leases are older than the pending run, so they are reclaimed first
     # (by another runtime: a runtime never reclaims the runs it executes itself).
-    order = [durably._claim_next() for _ in range(3)]
+    order = [durably._scheduler.claim_next() for _ in range(3)]
     assert [e.run.id for e in order if e] == [first.id, second.id, third.id]
     assert [e.lease.generation for e in order if e] == [2, 2, 1]
 
@@ -116,7 +116,7 @@ async def test_claim_takes_the_oldest_eligible_run(db: Database, clock: FakeCloc
 async def test_same_millisecond_runs_are_claimed_in_trigger_order(db: Database) -> None:
     durably = await db.runtime([echo])
     ids = [(await durably.jobs["echo"].trigger(i)).id for i in range(5)]
-    claimed = [durably._claim_next() for _ in ids]
+    claimed = [durably._scheduler.claim_next() for _ in ids]
     assert [e.run.id for e in claimed if e] == ids
 
 
@@ -124,7 +124,7 @@ async def test_every_claim_increments_the_generation(db: Database, clock: FakeCl
     runtimes = [await db.runtime([echo], lease_ms=LEASE_MS, owner=f"w{i}") for i in range(3)]
     run = await runtimes[0].jobs["echo"].trigger(1)
     for generation, durably in zip((1, 2, 3), runtimes, strict=True):
-        execution = durably._claim_next()
+        execution = durably._scheduler.claim_next()
         assert execution is not None and execution.lease.generation == generation
         stored = await durably.get_run(run.id)
         assert stored is not None and stored.lease_generation == generation
@@ -134,19 +134,19 @@ async def test_every_claim_increments_the_generation(db: Database, clock: FakeCl
 async def test_claim_never_leases_two_runs_of_one_concurrency_key(db: Database) -> None:
     durably = await db.runtime([echo])
     first = await durably.jobs["echo"].trigger(1, concurrency_key="k")
-    running = durably._claim_next()
+    running = durably._scheduler.claim_next()
     assert running is not None and running.run.id == first.id
     waiting = await durably.jobs["echo"].trigger(2, concurrency_key="k")
     unkeyed = await durably.jobs["echo"].trigger(3)
 
     # The keyed run waits; a run without the key is not held up behind it.
-    nxt = durably._claim_next()
+    nxt = durably._scheduler.claim_next()
     assert nxt is not None and nxt.run.id == unkeyed.id
-    assert durably._claim_next() is None
+    assert durably._scheduler.claim_next() is None
     assert db.count("durably_runs", "concurrency_key = 'k' AND status = 'leased'") == 1
 
-    assert await durably._execute(running) == "completed"
-    after = durably._claim_next()
+    assert await durably._scheduler.execute(running) == "completed"
+    after = durably._scheduler.claim_next()
     assert after is not None and after.run.id == waiting.id
 
 
@@ -156,8 +156,8 @@ async def test_claim_only_takes_jobs_registered_in_that_runtime(db: Database) ->
     nothing = await db.runtime([])
     run = await other_only.jobs["other"].trigger(None)
 
-    assert echo_only._claim_next() is None
-    assert nothing._claim_next() is None
+    assert echo_only._scheduler.claim_next() is None
+    assert nothing._scheduler.claim_next() is None
     assert await other_only.process_one() is True
     done = await other_only.get_run(run.id)
     assert done is not None and done.output == "other"
@@ -276,8 +276,8 @@ async def test_reclaim_leases_makes_leased_runs_claimable_now(
     previous_owner = await db.runtime([echo], lease_ms=LEASE_MS, owner="gone")
     new_owner = await db.runtime([echo], lease_ms=LEASE_MS, owner="new")
     run = await previous_owner.jobs["echo"].trigger(1, concurrency_key="k")
-    assert previous_owner._claim_next() is not None
-    assert new_owner._claim_next() is None  # the lease is still live
+    assert previous_owner._scheduler.claim_next() is not None
+    assert new_owner._scheduler.claim_next() is None  # the lease is still live
 
     assert new_owner.reclaim_leases() == 1
     assert await claim_and_execute(new_owner) == "completed"

@@ -11,7 +11,7 @@ import pytest
 from harness import Database, FakeClock, count_polls, idle_cycles, record, until
 
 from durably import create_durably, define_job
-from durably.worker import RETENTION_BATCH, RETENTION_INTERVAL_MS
+from durably.scheduler import RETENTION_BATCH, RETENTION_INTERVAL_MS
 
 POLL_MS = 2
 

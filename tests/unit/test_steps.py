@@ -14,7 +14,7 @@ import pytest
 from harness import Crash, Database, FakeClock, claim_and_execute, record, until
 
 from durably import CancellationSignal, RunStatus, define_job
-from durably.context import PROGRESS_PERSIST_INTERVAL_MS
+from durably.step import PROGRESS_PERSIST_INTERVAL_MS
 
 LEASE_MS = 10_000
 

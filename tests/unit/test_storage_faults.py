@@ -91,7 +91,7 @@ async def test_a_failure_that_cannot_be_recorded_leaves_the_run_reclaimable(
 
     for name, method in originals.items():
         setattr(store, name, method)
-    assert durably._claim_next() is None  # the lease still runs...
+    assert durably._scheduler.claim_next() is None  # the lease still runs...
     clock.advance(LEASE_MS)  # ...until it expires: then the run is claimed again
     assert await claim_and_execute(durably) == "completed"
     done = await durably.get_run(run.id)

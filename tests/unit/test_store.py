@@ -36,6 +36,7 @@ async def test_migrate_records_the_schema_version(db: Database) -> None:
         "durably_logs",
         "durably_run_labels",
         "durably_idempotency_keys",
+        "durably_events",
     }
 
 

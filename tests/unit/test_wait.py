@@ -12,13 +12,14 @@ from harness import Database, FakeClock, record, until
 
 from durably import CancellationSignal, Event, RunStatus, define_job
 from durably.errors import (
-    CancelledError,
     DurablyError,
     NotFoundError,
+    RunCancelledError,
     RunFailedError,
     StorageError,
     WaitTimeoutError,
 )
+from durably.renewal import keep_lease
 from durably.store import Lease
 
 QUICK_POLL_MS = 5
@@ -119,7 +120,7 @@ async def test_trigger_and_wait_raises_cancelled(db: Database) -> None:
     await until(entered.is_set)
     (trigger,) = events.of("run:trigger")
     await durably.cancel(trigger.run_id)
-    with pytest.raises(CancelledError, match="was cancelled"):
+    with pytest.raises(RunCancelledError, match="was cancelled"):
         await waiting
 
 
@@ -188,12 +189,12 @@ async def test_renewal_racing_our_own_completion_is_not_a_lost_lease(
     durably = await db.runtime([echo], lease_ms=1_000, lease_renew_interval_ms=1)
     events = record(durably)
     await durably.jobs["echo"].trigger(1)
-    execution = durably._claim_next()
+    execution = durably._scheduler.claim_next()
     assert execution is not None
     # The run's completion commits, and the renewal comes around before the execution
     # has noted that it finished.
     assert durably.store.complete_run(execution.lease, "1", clock(), False)
-    await asyncio.wait_for(execution._keep_lease(), 1)
+    await asyncio.wait_for(keep_lease(execution, execution._settings), 1)
     assert execution.signal.reason is None
     assert not events.of("run:lease-renewed") and not events.of("worker:error")
 
@@ -202,11 +203,11 @@ async def test_renewal_after_a_reclaim_is_a_lost_lease(db: Database, clock: Fake
     a = await db.runtime([echo], lease_ms=1_000, lease_renew_interval_ms=1)
     b = await db.runtime([echo], lease_ms=1_000, lease_renew_interval_ms=100)
     run = await a.jobs["echo"].trigger(1)
-    execution = a._claim_next()
+    execution = a._scheduler.claim_next()
     assert execution is not None
     clock.advance(1_000)
     assert await b.process_one() is True  # b reclaims and completes the run
-    await asyncio.wait_for(execution._keep_lease(), 1)
+    await asyncio.wait_for(keep_lease(execution, execution._settings), 1)
     assert execution.signal.reason == "lease-lost"
     stored = await a.get_run(run.id)
     assert stored is not None and stored.lease_generation == 2
@@ -216,10 +217,10 @@ async def test_renewal_of_a_cancelled_run_fires_cancelled(db: Database) -> None:
     a = await db.runtime([echo], lease_ms=1_000, lease_renew_interval_ms=1)
     admin = await db.runtime([echo])
     run = await a.jobs["echo"].trigger(1)
-    execution = a._claim_next()
+    execution = a._scheduler.claim_next()
     assert execution is not None
     await admin.cancel(run.id)
-    await asyncio.wait_for(execution._keep_lease(), 1)
+    await asyncio.wait_for(keep_lease(execution, execution._settings), 1)
     assert execution.signal.reason == "cancelled"
     assert isinstance(execution.lease, Lease)
 

@@ -1,6 +1,14 @@
 // Types for client.js: the page-side API of the durably browser runtime.
 
-export type RunStatus = "pending" | "leased" | "completed" | "failed" | "cancelled";
+export type RunStatus = "pending" | "leased" | "waiting" | "completed" | "failed" | "cancelled";
+
+/** What a waiting run waits for. `until`: when it becomes claimable again (ISO-8601 UTC), or null. */
+export interface WaitingFor {
+  kind: "sleep" | "event" | "online" | "retry";
+  /** The wait's name (a retry's: its step's). */
+  name: string;
+  until: string | null;
+}
 export type Disposition = "created" | "idempotent" | "coalesced";
 export type Role = "owner" | "secondary";
 export type BootPhase =
@@ -76,6 +84,12 @@ export interface Run<I = unknown, O = unknown> {
   completedAt: string | null;
   createdAt: string;
   updatedAt: string;
+  /** A waiting run: when it becomes claimable again (null: when its event or the network comes). */
+  wakeAt: string | null;
+  /** A waiting run: what it waits for; null otherwise. */
+  waitingFor: WaitingFor | null;
+  /** A delayed run: not started before this time. */
+  runAt: string | null;
   /** Set on runs returned by trigger and retrigger. */
   disposition: Disposition | null;
 }
@@ -84,11 +98,18 @@ export interface StepRecord {
   runId: string;
   name: string;
   index: number;
-  status: "completed" | "failed" | "cancelled";
+  status: "completed" | "failed" | "cancelled" | "waiting";
   output: unknown;
   error: string | null;
   startedAt: string;
   completedAt: string | null;
+  /** A step, or one of the waits that share its namespace. */
+  kind: "step" | "sleep" | "event" | "online";
+  /** Attempts made (a step with retries), and the error of the last failed one. */
+  attempts: number;
+  lastError: string | null;
+  /** A wait in progress: its deadline. */
+  wakeAt: string | null;
 }
 
 export interface LogRecord {
@@ -113,6 +134,10 @@ export interface TriggerOptions {
   concurrencyKey?: string;
   coalesce?: "skip";
   labels?: Record<string, string>;
+  /** Delay the run: pending, but not started before this many milliseconds. */
+  delayMs?: number;
+  /** Delay the run until this time (not with `delayMs`). */
+  runAt?: Date | string | number;
 }
 
 export interface RunFilter {
@@ -129,7 +154,8 @@ export interface RunFilter {
 export type DurablyEventType =
   | "run:trigger" | "run:coalesced" | "run:leased" | "run:lease-renewed" | "run:progress"
   | "run:complete" | "run:fail" | "run:cancel" | "run:delete" | "runs:purge"
-  | "step:start" | "step:complete" | "step:fail" | "step:cancel"
+  | "run:wait" | "run:wake" | "run:resume"
+  | "step:start" | "step:complete" | "step:fail" | "step:cancel" | "step:retry"
   | "log:write" | "worker:error";
 
 /** Runtime events (`DurablyEventType`) and worker events (`boot`, `secondary`, `owner`). */
@@ -139,6 +165,37 @@ export interface DurablyEvent {
   jobName?: string | null;
   timestamp?: string;
   [field: string]: unknown;
+}
+
+/** A run suspended on a wait: it holds no lease or worker slot until `until` (or its event,
+ * or the network). */
+export interface RunWaitEvent extends DurablyEvent {
+  type: "run:wait";
+  runId: string;
+  kind: WaitingFor["kind"];
+  name: string;
+  until: string | null;
+}
+
+/** A waiting run was claimed again; it replays to its wait and goes on. */
+export interface RunWakeEvent extends DurablyEvent {
+  type: "run:wake";
+  runId: string;
+  kind: WaitingFor["kind"];
+  name: string;
+}
+
+/** An attempt of a step with retries failed; the next starts after `nextDelayMs` (or, when
+ * `offline`, once the network is back: that attempt was not counted). */
+export interface StepRetryEvent extends DurablyEvent {
+  type: "step:retry";
+  runId: string;
+  stepName: string;
+  stepIndex: number;
+  attempt: number;
+  error: string;
+  nextDelayMs: number | null;
+  offline: boolean;
 }
 
 /** Finished runs deleted in bulk by `purgeRuns` or `retainRuns`: one event per purge that
@@ -159,6 +216,8 @@ export declare class DurablyClient {
   jobs: string[];
   jobErrors: { module: string; message: string }[];
   closed: boolean;
+  /** Resolves once the role is known (as owner: runtime up). Calls made earlier wait for it,
+   *  or reject with its error. */
   readonly ready: Promise<DurablyClient>;
   trigger<I = unknown>(job: string, input: I, options?: TriggerOptions): Promise<Run<I>>;
   triggerAndWait<I = unknown, O = unknown>(
@@ -176,10 +235,21 @@ export declare class DurablyClient {
   cancel(runId: string): Promise<Run>;
   retrigger(runId: string): Promise<Run>;
   deleteRun(runId: string): Promise<null>;
+  /** Send an event to a run (kept in its mailbox until its `wait_for_event(name)` takes it).
+   * NotFoundError for an unknown run, ConflictError for a finished one, ValidationError for non-JSON. */
+  sendEvent(runId: string, name: string, payload?: unknown): Promise<null>;
+  /** Continue a failed run after its last completed step; ConflictError for a run that did not fail. */
+  resume(runId: string): Promise<Run>;
+  on(type: "run:wait", listener: (event: RunWaitEvent) => void): () => void;
+  on(type: "run:wake", listener: (event: RunWakeEvent) => void): () => void;
+  on(type: "step:retry", listener: (event: StepRetryEvent) => void): () => void;
   purgeRuns(options: { olderThan: Date | string | number; limit?: number }): Promise<number>;
   on(type: "runs:purge", listener: (event: RunsPurgeEvent) => void): () => void;
   on(type: DurablyEventType | "*" | (string & {}), listener: (event: DurablyEvent) => void): () => void;
+  /** One run's events; ends after its terminal event, when the client closes, or when the worker fails. */
   subscribe(runId: string): AsyncIterableIterator<DurablyEvent>;
+  /** Stops the runtime, closes the OPFS files, then releases the lock; rejects (after all
+   *  three) if stopping the runtime failed. */
   close(): Promise<void>;
 }
 

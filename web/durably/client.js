@@ -1,7 +1,9 @@
 // The page-side client: starts the runtime's module worker and talks to it over a
 // MessageChannel (see protocol.js). Every call returns a promise that settles exactly
 // once: with the response, or with an error when the worker fails, is closed, or does
-// not answer within the request timeout.
+// not answer within the request timeout. Runtime calls made before the client is ready
+// are sent once it is (or reject with the boot's error): `new DurablyClient(...)` can be
+// used at once.
 
 import {
   CONNECT,
@@ -10,8 +12,8 @@ import {
   WORKER_EVENTS,
   toError,
 } from "./protocol.js";
+import { TERMINAL_STATUSES } from "./statuses.js";
 
-const TERMINAL_STATUSES = ["completed", "failed", "cancelled"];
 const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot"];
 
 function namedError(name, message) {
@@ -47,6 +49,10 @@ export class DurablyClient {
     this._nextId = 1;
     this._pending = new Map();
     this._listeners = new Map();
+    /** The error that ended the worker (set by _fail); every subscription ends on it. */
+    this._failure = null;
+    /** Wakes each subscribe() iterator waiting for events, so it can see the client end. */
+    this._subscriptionWakers = new Set();
     const runtimeOptions = Object.fromEntries(
       Object.entries(options).filter(([key]) => !CLIENT_OPTIONS.includes(key)),
     );
@@ -58,8 +64,11 @@ export class DurablyClient {
     });
     this.on(WORKER_EVENTS.SECONDARY, () => (this.role = "secondary"));
 
-    const workerUrl = options.workerUrl ?? new URL("./worker.js", import.meta.url);
-    this._worker = new Worker(workerUrl, { type: "module", name: `durably:${database}` });
+    // The default is spelled `new Worker(new URL("./worker.js", import.meta.url), ...)` so
+    // that bundlers (Vite, webpack, Parcel) find the worker and emit it with its imports.
+    this._worker = options.workerUrl
+      ? new Worker(options.workerUrl, { type: "module", name: `durably:${database}` })
+      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `durably:${database}` });
     this._worker.onerror = (event) => {
       event.preventDefault?.();
       this._fail(namedError("WorkerError", `the durably worker failed: ${event.message || "it could not be loaded"}`));
@@ -90,62 +99,75 @@ export class DurablyClient {
 
   // -- runs ---------------------------------------------------------------------------
 
-  /** Queue a run of `job`; resolves with the run (its `disposition` says how it was obtained). */
+  /**
+   * Queue a run of `job`; resolves with the run (its `disposition` says how it was obtained).
+   * `options.delayMs` or `options.runAt` (a Date or ISO string) delays it.
+   */
   trigger(job, input, options = {}) {
-    return this._request("trigger", { job, input, options });
+    return this._call("trigger", { job, input, options });
   }
 
   /** Trigger and wait for the output; rejects with RunFailedError, CancelledError or WaitTimeoutError. */
   triggerAndWait(job, input, { timeout, ...options } = {}) {
-    return this._request("triggerAndWait", { job, input, options, timeout }, this._waitBudget(timeout));
+    return this._call("triggerAndWait", { job, input, options, timeout }, this._waitBudget(timeout));
   }
 
   /** Wait for a run to finish; resolves with the run. */
   waitForRun(runId, { timeout } = {}) {
-    return this._request("waitForRun", { runId, timeout }, this._waitBudget(timeout));
+    return this._call("waitForRun", { runId, timeout }, this._waitBudget(timeout));
   }
 
   getRun(runId) {
-    return this._request("getRun", { runId });
+    return this._call("getRun", { runId });
   }
 
   /** Runs matching every filter, newest first: {status, jobName, labels, limit, offset}. */
   getRuns(filter = {}) {
-    return this._request("getRuns", filter);
+    return this._call("getRuns", filter);
   }
 
   countRuns(filter = {}) {
-    return this._request("countRuns", filter);
+    return this._call("countRuns", filter);
   }
 
   getSteps(runId) {
-    return this._request("getSteps", { runId });
+    return this._call("getSteps", { runId });
   }
 
   getLogs(runId) {
-    return this._request("getLogs", { runId });
+    return this._call("getLogs", { runId });
   }
 
   getJobs() {
-    return this._request("getJobs", {});
+    return this._call("getJobs", {});
   }
 
   cancel(runId) {
-    return this._request("cancel", { runId });
+    return this._call("cancel", { runId });
   }
 
   retrigger(runId) {
-    return this._request("retrigger", { runId });
+    return this._call("retrigger", { runId });
   }
 
   deleteRun(runId) {
-    return this._request("deleteRun", { runId });
+    return this._call("deleteRun", { runId });
+  }
+
+  /** Send the event `name` with a JSON `payload` to a run; its `waitForEvent(name)` takes it. */
+  sendEvent(runId, name, payload = null) {
+    return this._request("sendEvent", { runId, name, payload });
+  }
+
+  /** Continue a failed run after its last completed step; resolves with the run (pending again). */
+  resume(runId) {
+    return this._request("resume", { runId });
   }
 
   /** Delete up to `limit` finished runs completed before `olderThan` (Date, ISO string or ms). */
   purgeRuns({ olderThan, limit } = {}) {
     const when = olderThan instanceof Date ? olderThan.toISOString() : olderThan;
-    return this._request("purgeRuns", { olderThan: when, limit });
+    return this._call("purgeRuns", { olderThan: when, limit });
   }
 
   // -- events -------------------------------------------------------------------------
@@ -157,31 +179,41 @@ export class DurablyClient {
     return () => this._listeners.get(type)?.delete(listener);
   }
 
-  /** Iterate over one run's events; ends after its terminal event (at once if it is finished). */
+  /** Iterate over one run's events; ends after its terminal event (at once if it is
+   * finished), and when the client closes or its worker fails. */
   async *subscribe(runId) {
     const queue = [];
     let wake = null;
+    const wakeUp = () => wake?.();
     const off = this.on("*", (event) => {
       if (event.runId !== runId) return;
       queue.push(event);
-      wake?.();
+      wakeUp();
     });
+    this._subscriptionWakers.add(wakeUp);
     try {
-      const run = await this.getRun(runId);
+      let run;
+      try {
+        run = await this.getRun(runId);
+      } catch (error) {
+        if (this._ended()) return; // closed or failed while asking: the stream just ends
+        throw error;
+      }
       if (!run) throw namedError("NotFoundError", `run ${runId} not found`);
-      let finished = TERMINAL_STATUSES.includes(run.status);
+      const finished = TERMINAL_STATUSES.includes(run.status);
       while (true) {
         while (queue.length) {
           const event = queue.shift();
           yield event;
           if (TERMINAL_RUN_EVENTS.includes(event.type)) return;
         }
-        if (finished || this.closed) return;
+        if (finished || this._ended()) return;
         await new Promise((resolve) => (wake = resolve));
         wake = null;
       }
     } finally {
       off();
+      this._subscriptionWakers.delete(wakeUp);
     }
   }
 
@@ -191,7 +223,8 @@ export class DurablyClient {
   async close() {
     if (this.closed) return;
     try {
-      await this._request("close", {}, 10_000);
+      // A failed worker answers nothing more: terminating it is all that is left.
+      if (!this._failure) await this._request("close", {}, 10_000);
     } finally {
       this._terminate();
     }
@@ -204,8 +237,23 @@ export class DurablyClient {
     return timeout == null ? 0 : Number(timeout) + this._requestTimeoutMs;
   }
 
+  /** A runtime call: sent once the client is ready, rejected with the boot's error if it failed. */
+  _call(type, fields, timeoutMs) {
+    return this.ready.then(() => this._request(type, fields, timeoutMs));
+  }
+
+  /** Whether no more events will come: closed, or the worker failed. */
+  _ended() {
+    return this.closed || this._failure !== null;
+  }
+
+  _endSubscriptions() {
+    for (const wake of this._subscriptionWakers) wake();
+  }
+
   _request(type, fields, timeoutMs = this._requestTimeoutMs) {
     if (this.closed) return Promise.reject(namedError("DurablyError", "the client is closed"));
+    if (this._failure) return Promise.reject(this._failure); // a failed worker answers nothing more
     const id = this._nextId++;
     return new Promise((resolve, reject) => {
       const timer =
@@ -261,8 +309,10 @@ export class DurablyClient {
   }
 
   _fail(error) {
+    this._failure = error;
     this._emit({ type: "worker:error", error: `${error.name}: ${error.message}`, context: "worker" });
     this._rejectAll(error);
+    this._endSubscriptions();
   }
 
   _rejectAll(error) {
@@ -279,5 +329,6 @@ export class DurablyClient {
     this._rejectAll(namedError("DurablyError", "the client is closed"));
     this._worker.terminate();
     this._port.close();
+    this._endSubscriptions();
   }
 }

@@ -37,6 +37,8 @@ const FILE_SUFFIXES = ["", "-wal", "-journal"];
 const DIRECTORY_MODE = 0o40777;
 const FILE_MODE = 0o100666;
 const BLOCK_SIZE = 4096;
+/** POSIX counts st_blocks in 512-byte units, whatever st_blksize says. */
+const STAT_BLOCK_UNIT = 512;
 // A handle of the previous page can be released a moment after a reload: retry
 // createSyncAccessHandle on NoModificationAllowedError for about three seconds.
 const OPEN_RETRY_DELAYS_MS = [25, 50, 100, 200, 400, 800, 1500];
@@ -230,7 +232,7 @@ function createFilesystem(pyodide, slots, state, trace) {
     const time = new Date(node.timestamp);
     return {
       dev: 1, ino: node.id, mode: node.mode, nlink: 1, uid: 0, gid: 0, rdev: 0,
-      size, blksize: BLOCK_SIZE, blocks: Math.ceil(size / BLOCK_SIZE),
+      size, blksize: BLOCK_SIZE, blocks: Math.ceil(size / STAT_BLOCK_UNIT),
       atime: time, mtime: time, ctime: time,
     };
   }

@@ -30,6 +30,8 @@ export const RUNTIME_REQUESTS = Object.freeze([
   "cancel",
   "retrigger",
   "deleteRun",
+  "sendEvent",
+  "resume",
   "purgeRuns",
   "getJobs",
 ]);

@@ -1,4 +1,6 @@
-// Boots Pyodide inside a module worker from our own origin only.
+// Boots the runtime inside a module worker from our own origin only: Pyodide and the
+// vendored wheels (bootPyodide), then the page's job modules, the OPFS database and the
+// Python bridge (bootRuntime).
 //
 // Everything comes from `web/vendor/` (laid out by scripts/setup_web.py): the runtime
 // files, micropip's wheel and the wheels listed in manifest.json, loaded by URL so
@@ -8,6 +10,8 @@
 // It also routes fdatasync() to the filesystem's fsync: SQLite syncs with fdatasync(),
 // which Emscripten implements as a no-op that never reaches the filesystem, so without
 // this `PRAGMA synchronous=FULL` would never flush OPFS (see routeFdatasyncToFsync).
+
+import { mountOpfs } from "./opfs-fs.js";
 
 /**
  * @typedef {object} VendorManifest
@@ -40,8 +44,9 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
 
   onPhase("loading-python");
   const runtimeUrl = `${base}/pyodide/`;
-  const { loadPyodide, version } = await import(`${runtimeUrl}pyodide.mjs`);
-  const { default: createPyodideModule } = await import(`${runtimeUrl}pyodide.asm.mjs`);
+  // Loaded at run time from the vendor directory, never bundled (hence @vite-ignore).
+  const { loadPyodide, version } = await import(/* @vite-ignore */ `${runtimeUrl}pyodide.mjs`);
+  const { default: createPyodideModule } = await import(/* @vite-ignore */ `${runtimeUrl}pyodide.asm.mjs`);
   if (version !== manifest.pyodideVersion) {
     throw new Error(
       `vendored pyodide.mjs is ${version} but manifest.json says ${manifest.pyodideVersion}: ` +
@@ -132,4 +137,117 @@ async function fetchManifest(url) {
     throw new Error(`${url}: "wheels" must list at least one wheel`);
   }
   return manifest;
+}
+
+// -- the runtime: job modules, the OPFS database, the Python bridge ---------------------
+
+const JOB_DIR = "/home/pyodide/durably_jobs";
+
+/**
+ * Boot everything an owner needs: Pyodide, the page's job modules, the OPFS mount and
+ * the Python bridge. Each resource is stored in `runtime` the moment it is held, so
+ * the caller can release exactly what exists if this fails half-way.
+ *
+ * @param {object} config  The page's init config ({database, jobs, vendorUrl, synchronous, options}).
+ * @param {import("./worker.js").Runtime} runtime  Filled in as resources are acquired.
+ * @param {object} io
+ * @param {(type: string, fields?: object) => void} io.emit  Posts a worker event.
+ * @param {(message: object) => void} io.post  Posts a message to the page.
+ * @returns {Promise<{jobs: string[], jobErrors: {module: string, message: string}[]}>}
+ */
+export async function bootRuntime(config, runtime, { emit, post }) {
+  const { pyodide } = await bootPyodide({
+    vendorUrl: config.vendorUrl,
+    onPhase: (phase) => emit("boot", { phase }),
+  });
+  emit("boot", { phase: "loading-jobs" });
+  const { modules, errors: fetchErrors } = await fetchJobModules(pyodide, config.jobs ?? []);
+  emit("boot", { phase: "opening-database" });
+  runtime.mount = await mountOpfs(pyodide, { directoryName: "durably", databaseName: `${config.database}.sqlite3` });
+  const { open_bridge } = pyodide.pyimport("durably.browser.bridge");
+  const runtimeConfig = {
+    databasePath: runtime.mount.databasePath,
+    synchronous: config.synchronous ?? "FULL",
+    owner: `tab-${crypto.randomUUID().slice(0, 8)}`,
+    options: config.options ?? {},
+    jobModules: modules,
+  };
+  try {
+    runtime.bridge = await open_bridge(JSON.stringify(runtimeConfig), (text) => post(JSON.parse(text)));
+  } catch (error) {
+    throw fromPython(error);
+  } finally {
+    open_bridge.destroy?.();
+  }
+  const info = JSON.parse(runtime.bridge.info_json());
+  followNetwork(runtime.bridge);
+  for (const error of fetchErrors) emit("worker:error", { error: error.message, context: "loading job modules" });
+  return { ...info, jobErrors: [...fetchErrors, ...info.jobErrors] };
+}
+
+/**
+ * A Python exception raised while opening the database (a ValidationError for a bad
+ * option, a SchemaVersionError, ...) reaches JS as a PythonError whose message is the
+ * whole traceback: name it after the Python class and keep its own message.
+ */
+function fromPython(error) {
+  if (error?.name !== "PythonError" || typeof error.type !== "string") return error;
+  const marker = `${error.type}: `;
+  const lines = String(error.message).trimEnd().split("\n");
+  const at = lines.findLastIndex((line) => line.startsWith(marker) || line.includes(`.${marker}`));
+  if (at < 0) return error;
+  const message = lines.slice(at).join("\n").slice(lines[at].indexOf(marker) + marker.length);
+  return Object.assign(new Error(message), { name: error.type });
+}
+
+/**
+ * Tell the runtime whether the network is up (navigator.onLine, then the worker's own
+ * online/offline events): runs waiting for it wake when it returns, and a step attempt
+ * that fails while offline is not counted against its retries.
+ */
+function followNetwork(bridge) {
+  const tell = () => bridge.set_online(self.navigator.onLine);
+  tell();
+  self.addEventListener("online", tell);
+  self.addEventListener("offline", tell);
+}
+
+/** Fetch the page's job modules (same origin only) into Pyodide: .py files or wheels. */
+async function fetchJobModules(pyodide, jobs) {
+  const modules = [];
+  const errors = [];
+  // Not on sys.path: the loader imports these files as the package durably_jobs, so a
+  // job file can never shadow the standard library, pydantic or durably.
+  pyodide.FS.mkdirTree(JOB_DIR);
+  for (const entry of jobs) {
+    const spec = typeof entry === "string" ? { url: entry } : entry;
+    const source = String(spec?.url ?? spec?.wheel ?? "");
+    try {
+      const url = new URL(source, self.location.href);
+      if (url.origin !== self.location.origin) {
+        throw new Error(`job module ${source} is not on this page's origin; only same-origin job modules are loaded`);
+      }
+      if (url.pathname.endsWith(".py")) {
+        const response = await fetch(url);
+        if (!response.ok) throw new Error(`job module ${source} could not be fetched: HTTP ${response.status}`);
+        const fileName = url.pathname.split("/").pop();
+        const module = fileName.slice(0, -3);
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(module)) throw new Error(`job module ${source}: ${fileName} is not a valid Python module name`);
+        const path = `${JOB_DIR}/${fileName}`;
+        pyodide.FS.writeFile(path, await response.text());
+        modules.push({ source, module, path });
+      } else if (url.pathname.endsWith(".whl")) {
+        if (typeof spec.module !== "string") throw new Error(`job wheel ${source} needs {wheel, module}: the module that defines its jobs`);
+        const micropip = pyodide.pyimport("micropip");
+        await micropip.install.callKwargs(url.href, { deps: false });
+        micropip.destroy();
+        modules.push({ source, module: spec.module, path: null });
+      } else {
+        throw new Error(`job module ${source} must be a .py file or a .whl wheel`);
+      }
+    } catch (error) {
+      errors.push({ module: source, message: error.message });
+    }
+  }
+  return { modules, errors };
 }

@@ -1,14 +1,8 @@
 """The runtime's side of the page protocol, running inside the browser worker.
 
-The worker hands every request to `Bridge.handle` as JSON text and posts
-whatever the bridge emits through the `post` callable it supplied: exactly one
-response per request (``{"id", "ok", "result" | "error"}``) and every runtime
-event, in order. Events emitted in one turn of the event loop travel as one
-message (``{"type": "events", "events": [...]}``, or ``{"type": "event", "event"}``
-for a single one): a job reporting progress in a tight loop costs one postMessage,
-not thousands. Queued events are always posted before any later response, so the
-page sees events and responses in the order they happened. A request that fails
-for any reason gets an error response; nothing a page sends can stop the bridge.
+Every request gets exactly one response (``{"id", "ok", "result" | "error"}``), and
+queued events are always posted before any later response, so the page sees them in
+the order they happened. Nothing a page sends can stop the bridge.
 """
 
 from __future__ import annotations
@@ -18,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..durably import Durably, Limits, create_durably
+from .. import Durably, Limits, create_durably
 from ..durations import parse_duration_ms
 from ..errors import DurablyError, ProtocolError, ValidationError
 from ..events import Event
@@ -70,6 +64,8 @@ def _trigger_options(fields: Mapping[str, Any]) -> dict[str, Any]:
         "concurrency_key": options.get("concurrencyKey"),
         "coalesce": options.get("coalesce"),
         "labels": options.get("labels"),
+        "delay": None if options.get("delayMs") is None else options["delayMs"] / 1000,
+        "run_at": options.get("runAt"),
     }
 
 
@@ -138,6 +134,15 @@ async def _delete_run(durably: Durably, fields: Mapping[str, Any]) -> Any:
     return None
 
 
+async def _send_event(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    await durably.send_event(fields["runId"], fields["name"], fields["payload"])
+    return None
+
+
+async def _resume(durably: Durably, fields: Mapping[str, Any]) -> Any:
+    return run_to_js(await durably.resume(fields["runId"]))
+
+
 async def _purge_runs(durably: Durably, fields: Mapping[str, Any]) -> Any:
     limit = fields["limit"]
     return await durably.purge_runs(fields["olderThan"], 500 if limit is None else limit)
@@ -158,6 +163,8 @@ HANDLERS: dict[str, Handler] = {
     "getLogs": _get_logs,
     "cancel": _cancel,
     "retrigger": _retrigger,
+    "sendEvent": _send_event,
+    "resume": _resume,
     "deleteRun": _delete_run,
     "purgeRuns": _purge_runs,
     "getJobs": _get_jobs,
@@ -174,7 +181,14 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 class Bridge:
-    """Serves one page's requests against one `Durably` runtime."""
+    """Serves one page's requests against one `Durably` runtime.
+
+    The worker hands every request to `handle` as JSON text and posts whatever the
+    bridge emits through its `post` callable. Events emitted in one turn of the event
+    loop travel as one message (``{"type": "events", "events": [...]}``, or
+    ``{"type": "event", "event"}`` for a single one): a job reporting progress in a
+    tight loop costs one postMessage, not thousands.
+    """
 
     def __init__(self, durably: Durably, post: Post) -> None:
         self.durably = durably
@@ -253,6 +267,15 @@ class Bridge:
             error = error_payload(exc)
         self.flush_events()
         self._send({"id": request_id, "ok": False, "error": error})
+
+    def set_online(self, online: bool) -> None:
+        """The worker's network state (``navigator.onLine`` and its online/offline events):
+        runs waiting for the network wake when it comes back, and an attempt that fails
+        while offline is not counted."""
+        try:
+            self.durably.set_online(bool(online))
+        except Exception as exc:
+            self.durably.report_error(exc, "network state")
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the runtime and close the database. Runs still in flight after

@@ -1,12 +1,8 @@
 """Loading the application's job modules and collecting the jobs they define.
 
-Job files are imported as submodules of a private package, `durably_jobs`
-(``/app/jobs.py`` becomes ``durably_jobs.jobs``), never as top-level modules: a
-job file named ``json.py`` or ``pydantic.py`` cannot replace the standard
-library, pydantic or durably, and files of one app import each other with
-``from . import helpers``. A module that fails to import, or a job name that a
-second module defines again, does not stop the others: the error, naming the
-module(s), is returned alongside the jobs that did load (the first definition wins).
+Job files are imported as submodules of a private package, `durably_jobs`, so one named
+``json.py`` cannot replace a library. A module that fails, or a job name defined twice,
+does not stop the others: its error is returned with the jobs that loaded (first wins).
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Decoding requests from the page and encoding runtime values for it.
 
-Messages are JSON text. Requests are ``{"id", "type", ...}`` with camelCase
-fields; results and events use camelCase keys on our own records only (never
-inside user data such as inputs, outputs, labels or log data).
-
-Every request type's fields are declared once, in `REQUEST_FIELDS`. A request
-whose envelope is wrong (not JSON, no id, unknown type) raises `ProtocolError`;
-a field with a wrong type or an out-of-range value, a missing required field or
-a field the type does not have raises `ValidationError` whose `fields` name it.
-A null field is the same as an absent one.
+Every request type's fields are declared once, in `REQUEST_FIELDS`; a wrong envelope
+raises `ProtocolError`, a wrong, missing or unknown field a `ValidationError` naming
+it. Only our own records' keys become camelCase, never user data inside them.
 """
 
 from __future__ import annotations
@@ -21,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ValidationError
+from ..models import ms_to_datetime
 
 PROTOCOL_VERSION = 1
 #: The largest integer JavaScript numbers hold exactly; also keeps SQLite's 64-bit ints safe.
@@ -111,7 +106,7 @@ def instant(value: Any, path: str) -> datetime:
     expected = "an ISO-8601 date or epoch milliseconds, from 1970 to 9999"
     parsed: datetime | None = None
     if is_number(value) and 0 <= value <= (_LATEST - _EARLIEST).total_seconds() * 1000:
-        parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
+        parsed = ms_to_datetime(value)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -124,15 +119,17 @@ def instant(value: Any, path: str) -> datetime:
     return parsed
 
 
-def record(fields: Mapping[str, Field]) -> Decoder:
+class record:
     """An object with exactly these (optional) fields, decoded one by one."""
 
-    def decode(value: Any, path: str) -> dict[str, Any]:
+    def __init__(self, fields: Mapping[str, Field]) -> None:
+        #: Its fields, by name (tests generate their cases from them).
+        self.fields = fields
+
+    def __call__(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise invalid(path, "an object", value)
-        return decode_fields(value, fields, prefix=f"{path}.")
-
-    return decode
+        return decode_fields(value, self.fields, prefix=f"{path}.")
 
 
 @dataclass(frozen=True)
@@ -177,6 +174,9 @@ _TRIGGER = {
                 "concurrencyKey": Field(text),
                 "coalesce": Field(text),
                 "labels": Field(text_map),
+                # A delayed run: due after delayMs, or at runAt (not both).
+                "delayMs": Field(integer_in(0)),
+                "runAt": Field(instant),
             }
         )
     ),
@@ -200,13 +200,18 @@ REQUEST_FIELDS: dict[str, dict[str, Field]] = {
     "cancel": _RUN_ID,
     "retrigger": _RUN_ID,
     "deleteRun": _RUN_ID,
+    "sendEvent": {**_RUN_ID, "name": Field(text, required=True), "payload": Field(any_json)},
+    "resume": _RUN_ID,
     "purgeRuns": {"olderThan": Field(instant, required=True), "limit": Field(integer_in(1))},
     "getJobs": {},
 }
 
 
 def decode_request(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The request's fields, decoded; ValidationError names a field that is wrong."""
+    """The request's fields, decoded; ValidationError names a field that is wrong.
+
+    Requests are JSON objects ``{"id", "type", ...}`` with camelCase fields; a null
+    field is the same as an absent one."""
     kind = message["type"]
     try:
         return decode_fields(message, REQUEST_FIELDS[kind])

@@ -1,6 +1,6 @@
 """Storage: the `Store` interface and its SQLite implementation."""
 
-from .base import Claim, Lease, NewRun, RunQuery, Store
+from .base import Claim, Lease, NewRun, RunQuery, Store, Wait, WaitKind
 from .sqlite import SqliteStore
 
-__all__ = ["Claim", "Lease", "NewRun", "RunQuery", "SqliteStore", "Store"]
+__all__ = ["Claim", "Lease", "NewRun", "RunQuery", "SqliteStore", "Store", "Wait", "WaitKind"]

@@ -15,9 +15,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from ..models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepRecord
+from ..models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepKind, StepRecord
+
+#: What a waiting run waits for: a time, an event, the network, or a retry's delay.
+WaitKind = Literal["sleep", "event", "online", "retry"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,42 @@ class Claim(NamedTuple):
     stalled_claims: int = 0
     #: The step that was in flight when it was last abandoned, if known.
     stalled_step: str | None = None
+    #: The run was `waiting` until this claim: its stored `waiting_for` (decoded JSON,
+    #: `until` in epoch ms), for the ``run:wake`` event. None for any other claim.
+    woken_from: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A wait a run suspends on (`Store.suspend_run`): stored as the run's `wake_at` and
+    `waiting_for`, and as the step record `name` (status ``waiting``)."""
+
+    kind: WaitKind
+    #: The wait's name (a retry's: its step's name), unique per run like a step name.
+    name: str
+    index: int
+    #: When the wait (or the retried step) first started, epoch ms.
+    started_at: int
+    #: When the run becomes claimable again, epoch ms; None: no time (an event without
+    #: a timeout, the network).
+    until: int | None
+    #: A retry: failed attempts so far and the last error.
+    attempts: int = 1
+    last_error: str | None = None
+    #: The kind of its step record, when it is not the wait's own kind: a step waiting
+    #: for the network before its next attempt is a ``step`` record.
+    record_kind: StepKind | None = None
+
+    @property
+    def step_kind(self) -> StepKind:
+        """The kind of its step record (a retry's is its step's)."""
+        if self.record_kind is not None:
+            return self.record_kind
+        return "step" if self.kind == "retry" else self.kind
+
+    def waiting_for(self) -> dict[str, Any]:
+        """The run's `waiting_for` as stored (JSON; `until` in epoch ms)."""
+        return {"kind": self.kind, "name": self.name, "until": self.until}
 
 
 @dataclass(frozen=True)
@@ -51,6 +90,8 @@ class NewRun:
     #: With a concurrency key: return the pending run instead of raising ConflictError.
     coalesce: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    #: A delayed run: pending, but not claimable before this time (epoch ms).
+    run_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +142,8 @@ class Store(ABC):
 
         An idempotency key names the run its first trigger returned, whatever that
         trigger's disposition: a coalesced trigger's key is remembered too, so a retry
-        returns the run it was coalesced into (which may belong to another job)."""
+        returns the run it was coalesced into (which may belong to another job).
+        A run with `run_at` is stored pending but is not claimable before that time."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> Run | None: ...
@@ -128,8 +170,11 @@ class Store(ABC):
         job_names: Sequence[str],
         held: Sequence[str] = (),
     ) -> Claim | None:
-        """Lease the oldest eligible run of one of `job_names` (pending, or leased with an
-        expired lease) whose concurrency key has no live lease; None when there is none.
+        """Lease the oldest eligible run of one of `job_names` (pending and due, i.e.
+        `run_at` unset or passed; leased with an expired lease; or waiting with `wake_at`
+        passed) whose concurrency key has no live lease and no waiting run; None when
+        there is none. A waiting run's claim clears its `wake_at` and `waiting_for` and
+        returns what it waited for as `Claim.woken_from`.
 
         `held` are the runs the caller is executing itself: they are never claimed, and
         they block their concurrency key as a live lease does, however long ago their
@@ -137,6 +182,12 @@ class Store(ABC):
         concurrency key whose lease expired is fenced (new generation, no owner; still
         `leased`, so claimable once the key is free): its stale holder can write nothing
         from then on. Claiming a run that was still `leased` counts a stalled claim."""
+
+    @abstractmethod
+    def next_wake_at(self, job_names: Sequence[str]) -> int | None:
+        """The earliest time (epoch ms) a run of `job_names` becomes due: a waiting run's
+        `wake_at` or a delayed pending run's `run_at`; None when no run waits for a
+        time. A read: the scheduler sets its timer from it."""
 
     @abstractmethod
     def renew_lease(self, lease: Lease, now: int, lease_ms: int) -> bool: ...
@@ -167,14 +218,47 @@ class Store(ABC):
         started_at: int,
         now: int,
         progress_json: str | None = None,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> bool:
         """Record a completed step and count it (and the run's latest progress, if
-        given), atomically. The run has progressed: its stalled claims reset to 0."""
+        given), atomically. The run has progressed: its stalled claims reset to 0.
+        `kind` says whether it is a step or a finished wait; `attempts` how many attempts
+        the step took (a step with retries)."""
 
     @abstractmethod
     def persist_step_failure(
-        self, lease: Lease, name: str, index: int, error: str, started_at: int, now: int
-    ) -> bool: ...
+        self,
+        lease: Lease,
+        name: str,
+        index: int,
+        error: str,
+        started_at: int,
+        now: int,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> bool:
+        """Record a failed step (or a timed-out wait: `kind` ``event``) after `attempts`
+        attempts; `error` is also its `last_error`."""
+
+    @abstractmethod
+    def suspend_run(
+        self, lease: Lease, wait: Wait, now: int, progress_json: str | None = None
+    ) -> bool:
+        """Suspend the leased run on `wait`, atomically: upsert its step record `wait.name`
+        (kind `wait.step_kind`, status ``waiting``, `wake_at` = `wait.until`, attempts and
+        last error), and set the run ``waiting`` with `wake_at` and `waiting_for`, no lease
+        owner or expiry, stalled claims reset (a wait is progress) and the latest progress.
+        False (nothing written) if the lease no longer holds."""
+
+    @abstractmethod
+    def deliver_event(
+        self, lease: Lease, name: str, index: int, started_at: int, now: int
+    ) -> str | None:
+        """If the run's mailbox holds an undelivered event `name`, take the oldest: mark it
+        delivered and record the wait `name` (kind ``event``) completed with its payload
+        as output, counted like a step, in one fenced transaction; return the payload's
+        JSON. None (nothing written) when there is no such event or the lease is lost."""
 
     @abstractmethod
     def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
@@ -205,7 +289,9 @@ class Store(ABC):
     ) -> bool: ...
 
     @abstractmethod
-    def fail_run(self, lease: Lease, error: str, now: int, preserve_steps: bool) -> bool: ...
+    def fail_run(self, lease: Lease, error: str, now: int) -> bool:
+        """Fail the run. Its completed steps keep their outputs whatever `preserve_steps`
+        says, so `resume_run` can continue it; deleting or purging the run drops them."""
 
     # -- steps and logs --------------------------------------------------------------
 
@@ -223,13 +309,33 @@ class Store(ABC):
 
     @abstractmethod
     def cancel_run(self, run_id: str, now: int, preserve_steps: bool) -> Run:
-        """Cancel a pending or leased run and return it; NotFoundError or ConflictError
-        (already finished) otherwise."""
+        """Cancel a pending, leased or waiting run and return it; NotFoundError or
+        ConflictError (already finished) otherwise."""
+
+    @abstractmethod
+    def send_event(self, run_id: str, name: str, payload_json: str, now: int) -> bool:
+        """Put an event in the run's mailbox. NotFoundError for an unknown run,
+        ConflictError for a finished one (nothing stored). If the run waits for an event
+        of that name, it becomes claimable at once (`wake_at` = now); returns whether it
+        did."""
+
+    @abstractmethod
+    def wake_network_waits(self, now: int) -> int:
+        """Make every run waiting for the network (kind ``online``) claimable now; returns
+        their count. Called when the network comes back."""
+
+    @abstractmethod
+    def resume_run(self, run_id: str, now: int) -> Run:
+        """Put a failed run back to pending so it continues after its last completed step:
+        error, completion time and stalled counters cleared, its step records that did not
+        complete (failed, waiting) deleted so they run afresh; returns it as stored now.
+        NotFoundError; ConflictError if it did not fail, or if its concurrency key has a
+        pending run already."""
 
     @abstractmethod
     def delete_run(self, run_id: str) -> Run:
-        """Delete a finished run with its steps, logs and labels and return what it was;
-        NotFoundError, or ConflictError while it is pending or leased."""
+        """Delete a finished run with its steps, logs, labels and events and return what it
+        was; NotFoundError, or ConflictError while it is pending, leased or waiting."""
 
     @abstractmethod
     def purge_runs(self, older_than: int, limit: int) -> list[str]:

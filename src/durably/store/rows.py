@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..encoding import from_json
-from ..models import LogRecord, Progress, Run, RunStatus, StepRecord, ms_to_datetime
+from ..models import (
+    LogRecord,
+    Progress,
+    Run,
+    RunStatus,
+    StepRecord,
+    _json_safe,
+    ms_to_datetime,
+)
 
 
 class Row(Protocol):
@@ -20,6 +28,7 @@ class Row(Protocol):
 def run_from_row(row: Row, labels: dict[str, str]) -> Run:
     """A `durably_runs` row (every column) with the run's labels."""
     progress = from_json(row["progress"])
+    waiting = row["status"] == "waiting"
     return Run(
         id=row["id"],
         job_name=row["job_name"],
@@ -40,7 +49,19 @@ def run_from_row(row: Row, labels: dict[str, str]) -> Run:
         completed_at=ms_to_datetime(row["completed_at"]),
         created_at=_datetime(row["created_at"]),
         updated_at=_datetime(row["updated_at"]),
+        wake_at=ms_to_datetime(row["wake_at"]) if waiting else None,
+        waiting_for=waiting_for_from_json(row["waiting_for"]) if waiting else None,
+        run_at=ms_to_datetime(row["run_at"]),
     )
+
+
+def waiting_for_from_json(text: str | None) -> dict[str, Any] | None:
+    """A stored `waiting_for` with its `until` (ms) as an ISO-8601 UTC string."""
+    value = from_json(text)
+    if not isinstance(value, dict):
+        return None
+    until = value.get("until")
+    return {**value, "until": None if until is None else _json_safe(ms_to_datetime(until))}
 
 
 def step_from_row(row: Row) -> StepRecord:
@@ -54,6 +75,10 @@ def step_from_row(row: Row) -> StepRecord:
         error=row["error"],
         started_at=_datetime(row["started_at"]),
         completed_at=ms_to_datetime(row["completed_at"]),
+        kind=row["kind"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        wake_at=ms_to_datetime(row["wake_at"]),
     )
 
 

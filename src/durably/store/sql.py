@@ -44,9 +44,14 @@ def run_filters(query: RunQuery, placeholder: str) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-# Step rows are keyed by (run_id, name); a new attempt overwrites the previous one.
+# Step rows are keyed by (run_id, name); a new attempt overwrites the previous one, but
+# the last error of a failed attempt is kept when a later one completes. A completed or
+# failed record has no deadline (wake_at); `suspend_run` sets it.
 STEP_UPSERT = (
     "ON CONFLICT (run_id, name) DO UPDATE SET step_index = excluded.step_index, "
     "status = excluded.status, output = excluded.output, error = excluded.error, "
-    "started_at = excluded.started_at, completed_at = excluded.completed_at"
+    "started_at = excluded.started_at, "
+    "completed_at = excluded.completed_at, kind = excluded.kind, "
+    "attempts = excluded.attempts, "
+    "last_error = coalesce(excluded.last_error, durably_steps.last_error), wake_at = NULL"
 )

@@ -5,7 +5,38 @@
 const MAX_JSON_CHARS = 4000;
 
 /** How each status is shown: "leased" reads as "running" to people. */
-export const STATUS_TEXT = { pending: "pending", leased: "running", completed: "completed", failed: "failed", cancelled: "cancelled" };
+export const STATUS_TEXT = {
+  pending: "pending", leased: "running", waiting: "waiting", completed: "completed", failed: "failed", cancelled: "cancelled",
+};
+
+/** Hours and minutes of an ISO time ("10:42"), with the date when it is not today. */
+function clockTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return `${date.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
+}
+
+/**
+ * A run's status for people. A waiting run says what it waits for: "waiting until 10:42",
+ * "waiting for approval", "waiting for the network", "retrying upload at 10:42"; a delayed
+ * pending run "due at 10:42".
+ */
+export function statusText(run) {
+  const wait = run.status === "waiting" ? run.waitingFor : null;
+  if (wait) {
+    const at = wait.until ? clockTime(wait.until) : "";
+    if (wait.kind === "sleep") return at ? `waiting until ${at}` : "waiting";
+    if (wait.kind === "event") return `waiting for ${wait.name}${at ? ` (until ${at})` : ""}`;
+    if (wait.kind === "online") return "waiting for the network";
+    if (wait.kind === "retry") return at ? `retrying ${wait.name} at ${at}` : `retrying ${wait.name}`;
+  }
+  if (run.status === "pending" && run.runAt && Date.parse(run.runAt) > Date.now()) {
+    return `due at ${clockTime(run.runAt)}`;
+  }
+  return STATUS_TEXT[run.status] ?? run.status;
+}
 
 /** The first 8 characters of a run id: enough to tell runs apart on screen. */
 export function shortId(id) {

@@ -8,7 +8,10 @@ import { describeError, shortId } from "./format.js";
 import { applyDetailEvent, loadDetails, newDetails } from "./run-details.js";
 
 /** Run events that change a run's status, and the status they set. */
-const STATUS_OF_EVENT = { "run:leased": "leased", "run:complete": "completed", "run:fail": "failed", "run:cancel": "cancelled" };
+const STATUS_OF_EVENT = {
+  "run:leased": "leased", "run:complete": "completed", "run:fail": "failed", "run:cancel": "cancelled",
+  "run:wait": "waiting", "run:resume": "pending",
+};
 /** Run events after which the current page may hold different runs. */
 const MEMBERSHIP_EVENTS = new Set(["run:trigger", "run:coalesced", "run:delete"]);
 
@@ -169,6 +172,14 @@ export class RunsModel {
       run.status = status;
       if (status === "leased") {
         run.startedAt ??= event.timestamp;
+        run.waitingFor = null;
+        run.wakeAt = null;
+      } else if (status === "waiting") {
+        run.waitingFor = { kind: event.kind, name: event.name, until: event.until };
+        run.wakeAt = event.until;
+      } else if (status === "pending") {
+        run.error = null;
+        run.completedAt = null;
       } else {
         run.completedAt = event.timestamp;
         run.updatedAt = event.timestamp;

@@ -6,7 +6,7 @@
 
 import { isTerminalStatus, RUN_STATUSES } from "../statuses.js";
 import { el, setAttr, setText } from "./dom.js";
-import { elapsedMs, formatDuration, formatTime, progressText, shortId, STATUS_TEXT } from "./format.js";
+import { elapsedMs, formatDuration, formatTime, progressText, shortId, STATUS_TEXT, statusText } from "./format.js";
 import { DetailsView } from "./run-details-view.js";
 
 let nextRowId = 1;
@@ -52,7 +52,7 @@ export class RunRow {
     setAttr(this.toggle, "aria-label", `${name}: show steps and logs`);
     this.#updateLabels(run.labels ?? {});
 
-    setText(this.badge, STATUS_TEXT[run.status] ?? run.status);
+    setText(this.badge, statusText(run));
     setAttr(this.badge, "class", `badge ${run.status}`);
     setAttr(this.badge, "part", `badge badge-${run.status}`);
     const error = run.status === "failed" && run.error ? run.error.split("\n")[0] : null;

@@ -21,8 +21,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import ConflictError, NotFoundError, StorageError
-from ...models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepRecord
-from ..base import Claim, Lease, NewRun, RunQuery, Store
+from ...models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepKind, StepRecord
+from ..base import Claim, Lease, NewRun, RunQuery, Store, Wait
 from ..migrations import VERSIONS_TABLE, load_migrations, migration_failed, pending_migrations
 from ..rows import log_from_row, run_from_row, step_from_row
 from ..sql import STEP_UPSERT, lease_guard, run_filters
@@ -238,14 +238,15 @@ class PostgresStore(Store):
                     )
             inserted = conn.execute(
                 "INSERT INTO durably_runs (id, job_name, input, status, idempotency_key, "
-                "concurrency_key, created_at, updated_at) "
-                "VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s) RETURNING *",
+                "concurrency_key, run_at, created_at, updated_at) "
+                "VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s) RETURNING *",
                 (
                     new.id,
                     new.job_name,
                     new.input_json,
                     new.idempotency_key,
                     new.concurrency_key,
+                    new.run_at,
                     now,
                     now,
                 ),
@@ -380,6 +381,8 @@ class PostgresStore(Store):
         started_at: int,
         now: int,
         progress_json: str | None = None,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> bool:
         # One statement: the count and the step row commit together or not at all, and
         # the step is written only if the guarded UPDATE (which locks the run row, so a
@@ -391,8 +394,8 @@ class PostgresStore(Store):
             "   updated_at = %(now)s, stalled_claims = 0, stalled_step = NULL"
             f"  WHERE {_LEASE_GUARD} RETURNING id) "
             "INSERT INTO durably_steps (run_id, name, step_index, status, output, started_at, "
-            "completed_at) SELECT id, %(name)s, %(index)s, 'completed', %(output)s, "
-            f"%(started)s, %(now)s FROM counted {STEP_UPSERT}",
+            "completed_at, kind, attempts) SELECT id, %(name)s, %(index)s, 'completed', "
+            f"%(output)s, %(started)s, %(now)s, %(kind)s, %(attempts)s FROM counted {STEP_UPSERT}",
             {
                 "next": index + 1,
                 "progress": progress_json,
@@ -401,20 +404,30 @@ class PostgresStore(Store):
                 "index": index,
                 "output": output_json,
                 "started": started_at,
+                "kind": kind,
+                "attempts": attempts,
                 **_guard(lease),
             },
         )
 
     def persist_step_failure(
-        self, lease: Lease, name: str, index: int, error: str, started_at: int, now: int
+        self,
+        lease: Lease,
+        name: str,
+        index: int,
+        error: str,
+        started_at: int,
+        now: int,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> bool:
         # FOR SHARE: a claim's fence (an UPDATE of the run) waits for this insert, or this
         # insert waits for the fence and then finds the generation changed. Without the
         # lock, the check could read the run before a fence that commits first.
         return self._write(
             "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
-            "completed_at) SELECT %(id)s, %(name)s, %(index)s, 'failed', %(error)s, "
-            "%(started)s, %(now)s "
+            "completed_at, kind, attempts, last_error) SELECT %(id)s, %(name)s, %(index)s, "
+            "'failed', %(error)s, %(started)s, %(now)s, %(kind)s, %(attempts)s, %(error)s "
             f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD} FOR SHARE) "
             f"{STEP_UPSERT}",
             {
@@ -423,6 +436,8 @@ class PostgresStore(Store):
                 "error": error,
                 "started": started_at,
                 "now": now,
+                "kind": kind,
+                "attempts": attempts,
                 **_guard(lease),
             },
         )
@@ -479,7 +494,8 @@ class PostgresStore(Store):
         return self._write(
             f"WITH finished AS (UPDATE durably_runs SET status = %(status)s, {column} = %(value)s,"
             " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
-            " lease_expires_at = NULL, progress = coalesce(%(progress)s, progress)"
+            " lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL,"
+            " progress = coalesce(%(progress)s, progress)"
             f" WHERE {_LEASE_GUARD} RETURNING id, concurrency_key){clear} "
             f"SELECT id, (SELECT {self._notify()} WHERE f.concurrency_key IS NOT NULL) "
             "FROM finished f",
@@ -504,8 +520,9 @@ class PostgresStore(Store):
             lease, RunStatus.COMPLETED, "output", output_json, now, preserve_steps, progress_json
         )
 
-    def fail_run(self, lease: Lease, error: str, now: int, preserve_steps: bool) -> bool:
-        return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps)
+    def fail_run(self, lease: Lease, error: str, now: int) -> bool:
+        # A failed run keeps its steps' outputs: `resume_run` continues after them.
+        return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps=True)
 
     # -- steps and logs --------------------------------------------------------------
 
@@ -539,7 +556,8 @@ class PostgresStore(Store):
                 raise ConflictError(f"run {run_id} is already {run.status}; it cannot be cancelled")
             conn.execute(
                 "UPDATE durably_runs SET status = 'cancelled', completed_at = %s, updated_at = %s, "
-                "lease_owner = NULL, lease_expires_at = NULL WHERE id = %s",
+                "lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL "
+                "WHERE id = %s",
                 (now, now, run_id),
             )
             if not preserve_steps:
@@ -557,6 +575,30 @@ class PostgresStore(Store):
             # Steps, logs, labels and coalesced keys go with it (ON DELETE CASCADE).
             conn.execute("DELETE FROM durably_runs WHERE id = %s", (run_id,))
             return run
+
+    # -- waiting runs (not supported by this store yet) ---------------------------------
+
+    def next_wake_at(self, job_names: Sequence[str]) -> int | None:
+        return None  # no run of this store waits for a time
+
+    def suspend_run(
+        self, lease: Lease, wait: Wait, now: int, progress_json: str | None = None
+    ) -> bool:
+        raise StorageError("the PostgreSQL store does not support waiting runs yet")
+
+    def deliver_event(
+        self, lease: Lease, name: str, index: int, started_at: int, now: int
+    ) -> str | None:
+        raise StorageError("the PostgreSQL store does not support waiting runs yet")
+
+    def send_event(self, run_id: str, name: str, payload_json: str, now: int) -> bool:
+        raise StorageError("the PostgreSQL store does not support waiting runs yet")
+
+    def wake_network_waits(self, now: int) -> int:
+        return 0  # no run of this store waits for the network
+
+    def resume_run(self, run_id: str, now: int) -> Run:
+        raise StorageError("the PostgreSQL store does not support resuming runs yet")
 
     def purge_runs(self, older_than: int, limit: int) -> list[str]:
         # SKIP LOCKED: two processes purging at once take different runs. RETURNING has

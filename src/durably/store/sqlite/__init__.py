@@ -15,11 +15,20 @@ from .operations import SqliteRunOperations
 from .runs import SqliteRuns
 from .schema import SqliteSchema, migrations
 from .steps import SqliteSteps
+from .waits import SqliteWaits
 
 __all__ = ["SqliteStore", "Synchronous", "migrations"]
 
 
-class SqliteStore(SqliteSchema, SqliteRuns, SqliteLeases, SqliteSteps, SqliteRunOperations, Store):
+class SqliteStore(
+    SqliteSchema,
+    SqliteRuns,
+    SqliteLeases,
+    SqliteSteps,
+    SqliteWaits,
+    SqliteRunOperations,
+    Store,
+):
     """Store runs in a SQLite database.
 
     `exclusive=True` sets ``locking_mode=EXCLUSIVE`` before anything else touches the

@@ -18,7 +18,7 @@ from .runs import runs_from_rows
 #   and SQLite admits one writer at a time. No renewal can slip between "the key looks
 #   free" and "its stale holders are fenced"; a renewal that committed before the claim
 #   made its lease live, so the claim does not pass over it. Two workers can never claim
-#   the same generation: the UPDATE re-selects the run under the write lock.
+#   the same generation: the transaction re-selects the run under the write lock.
 # - Release in the same transaction: every other run of the claimed run's key whose
 #   lease expired gets a new generation, so every fenced write of its (possibly only
 #   stalled) holder changes nothing from then on.
@@ -28,37 +28,45 @@ from .runs import runs_from_rows
 # - RETURNING hands back the claimed row from the UPDATE itself, so nothing committed by
 #   others afterwards (a cancel) can confuse what was claimed.
 
-# The oldest claimable run of the given jobs: pending, or leased with an expired
-# lease, but never one the claiming worker executes itself (`held`). A run is skipped
-# while another run of its concurrency key has a live lease or is held (a held run may
-# look expired: its worker's event loop was blocked, but it is still executing). Another
-# worker's expired lease neither blocks its key nor hides its run: the claim fences it.
+# The oldest claimable run of the given jobs: pending and due (no `run_at`, or passed),
+# leased with an expired lease, or waiting with `wake_at` passed; but never one the
+# claiming worker executes itself (`held`). A run is skipped while another run of its
+# concurrency key has a live lease, is held (a held run may look expired: its worker's
+# event loop was blocked, but it is still executing) or is waiting (a waiting run is in
+# progress and keeps its key). Another worker's expired lease neither blocks its key nor
+# hides its run: the claim fences it.
 # Named parameters: now, jobs (JSON array of job names), held (JSON array of run ids).
 _ELIGIBLE_RUN = """
-    SELECT r.id FROM durably_runs r
-     WHERE (r.status = 'pending' OR (r.status = 'leased' AND r.lease_expires_at <= :now))
+    SELECT r.id, r.status, r.waiting_for FROM durably_runs r
+     WHERE ((r.status = 'pending' AND (r.run_at IS NULL OR r.run_at <= :now))
+            OR (r.status = 'leased' AND r.lease_expires_at <= :now)
+            OR (r.status = 'waiting' AND r.wake_at <= :now))
        AND r.job_name IN (SELECT value FROM json_each(:jobs))
        AND r.id NOT IN (SELECT value FROM json_each(:held))
        AND (r.concurrency_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM durably_runs o
              WHERE o.concurrency_key = r.concurrency_key AND o.id != r.id
-               AND o.status = 'leased'
-               AND (o.lease_expires_at > :now
-                    OR o.id IN (SELECT value FROM json_each(:held)))))
+               AND (o.status = 'waiting'
+                    OR (o.status = 'leased'
+                        AND (o.lease_expires_at > :now
+                             OR o.id IN (SELECT value FROM json_each(:held)))))))
      ORDER BY r.created_at, r.rowid
      LIMIT 1"""
 
-# Lease the eligible run. SET expressions read the row as it was before the update, so
-# `status = 'leased'` is true exactly when the previous holder abandoned the run: that
-# claim counts as stalled.
-_LEASE_ELIGIBLE_RUN = f"""
+# Lease the run the eligible query chose (:id), read under the same write lock. SET
+# expressions read the row as it was before the update, so `status = 'leased'` is true
+# exactly when the previous holder abandoned the run: that claim counts as stalled. A
+# waiting run's wait is over: what it waited for was read before (for run:wake).
+_LEASE_RUN = """
     UPDATE durably_runs
        SET status = 'leased', lease_owner = :owner, lease_expires_at = :expires,
            lease_generation = lease_generation + 1,
            stalled_claims = stalled_claims + (status = 'leased'),
+           wake_at = NULL, waiting_for = NULL,
            started_at = coalesce(started_at, :now), updated_at = :now
-     WHERE id = ({_ELIGIBLE_RUN})
+     WHERE id = :id
     RETURNING *"""
+
 
 # The release half of a two-phase release. The eligible query let the claim through
 # because every other leased run of the key has an expired lease; their holders may
@@ -99,10 +107,11 @@ class SqliteLeases(SqliteDatabase):
             return None
         # Lease and fence in one write transaction (see "Why the claim is safe").
         with self._transaction() as conn:
-            rows = conn.execute(_LEASE_ELIGIBLE_RUN, params).fetchall()
-            if not rows:
+            # Chosen and leased under one write lock: nobody can take it in between.
+            chosen = conn.execute(_ELIGIBLE_RUN, params).fetchone()
+            if chosen is None:
                 return None
-            row = rows[0]
+            row = conn.execute(_LEASE_RUN, {**params, "id": chosen["id"]}).fetchone()
             if row["concurrency_key"] is not None:
                 conn.execute(
                     _FENCE_EXPIRED_RUNS_OF_KEY,
@@ -114,6 +123,7 @@ class SqliteLeases(SqliteDatabase):
             Lease(run.id, run.lease_generation, owner),
             row["stalled_claims"],
             row["stalled_step"],
+            json.loads(chosen["waiting_for"]) if chosen["status"] == "waiting" else None,
         )
 
     def renew_lease(self, lease: Lease, now: int, lease_ms: int) -> bool:

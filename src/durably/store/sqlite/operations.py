@@ -20,7 +20,8 @@ class SqliteRunOperations(SqliteDatabase):
             # Leaving `leased` fences the holder: its guarded writes change nothing now.
             conn.execute(
                 "UPDATE durably_runs SET status = 'cancelled', completed_at = ?, updated_at = ?, "
-                "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                "lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL "
+                "WHERE id = ?",
                 (now, now, run_id),
             )
             if not preserve_steps:

@@ -51,13 +51,15 @@ class SqliteRuns(SqliteDatabase):
                     )
             conn.execute(
                 "INSERT INTO durably_runs (id, job_name, input, status, idempotency_key, "
-                "concurrency_key, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                "concurrency_key, run_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                 (
                     new.id,
                     new.job_name,
                     new.input_json,
                     new.idempotency_key,
                     new.concurrency_key,
+                    new.run_at,
                     now,
                     now,
                 ),

@@ -49,9 +49,24 @@ class SqliteSchema(SqliteDatabase):
                 try:
                     for statement in split_statements(migration.sql):
                         conn.execute(statement)
+                    if "writable_schema" in migration.sql:
+                        _reload_edited_schema(conn)
                 except sqlite3.Error as exc:
                     raise migration_failed(migration, self.path, applied, exc) from exc
                 conn.execute(
                     "INSERT INTO durably_schema_versions VALUES (?, datetime('now'))",
                     (migration.version,),
                 )
+
+
+def _reload_edited_schema(conn: sqlite3.Connection) -> None:
+    """End a migration that edited table definitions under ``writable_schema`` (a widened
+    CHECK), as SQLite documents it: bump schema_version so every connection re-reads
+    the schema, turn writable_schema off, and check the result, all in the migration's
+    transaction."""
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    conn.execute("PRAGMA writable_schema = OFF")
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError(f"schema check failed: {'; '.join(problems[:3])}")

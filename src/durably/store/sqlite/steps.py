@@ -5,7 +5,7 @@ cancelled run changes nothing, and each reports whether it applied."""
 
 from __future__ import annotations
 
-from ...models import LogLevel, LogRecord, RunStatus, StepRecord
+from ...models import LogLevel, LogRecord, RunStatus, StepKind, StepRecord
 from ..base import Lease
 from ..rows import log_from_row, step_from_row
 from ..sql import STEP_UPSERT, lease_guard, lease_params
@@ -41,6 +41,8 @@ class SqliteSteps(SqliteDatabase):
         started_at: int,
         now: int,
         progress_json: str | None = None,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> bool:
         with self._transaction() as conn:
             counted = conn.execute(
@@ -56,23 +58,32 @@ class SqliteSteps(SqliteDatabase):
             # is replaced: the row always holds the step's latest outcome.
             conn.execute(
                 "INSERT INTO durably_steps (run_id, name, step_index, status, output, "
-                "started_at, completed_at) VALUES (?, ?, ?, 'completed', ?, ?, ?)"
-                f" {STEP_UPSERT}",
-                (lease.run_id, name, index, output_json, started_at, now),
+                "started_at, completed_at, kind, attempts) "
+                f"VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?) {STEP_UPSERT}",
+                (lease.run_id, name, index, output_json, started_at, now, kind, attempts),
             )
             return True
 
     def persist_step_failure(
-        self, lease: Lease, name: str, index: int, error: str, started_at: int, now: int
+        self,
+        lease: Lease,
+        name: str,
+        index: int,
+        error: str,
+        started_at: int,
+        now: int,
+        kind: StepKind = "step",
+        attempts: int = 1,
     ) -> bool:
         # INSERT ... SELECT writes only while the lease is still ours; a re-run after a
         # resume replaces the earlier attempt's row.
         return self._write_one(
             "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
-            "completed_at) SELECT ?, ?, ?, 'failed', ?, ?, ? "
+            "completed_at, kind, attempts, last_error) SELECT ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ? "
             f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}) {STEP_UPSERT}",
-            (lease.run_id, name, index, error, started_at, now, *lease_params(lease)),
-        )
+            (lease.run_id, name, index, error, started_at, now, kind, attempts, error,
+             *lease_params(lease)),
+        )  # fmt: skip
 
     def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
         return self._write_unflushed(
@@ -109,8 +120,9 @@ class SqliteSteps(SqliteDatabase):
             lease, RunStatus.COMPLETED, "output", output_json, now, preserve_steps, progress_json
         )
 
-    def fail_run(self, lease: Lease, error: str, now: int, preserve_steps: bool) -> bool:
-        return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps)
+    def fail_run(self, lease: Lease, error: str, now: int) -> bool:
+        # A failed run keeps its steps' outputs: `resume_run` continues after them.
+        return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps=True)
 
     def _finish(
         self,
@@ -125,7 +137,8 @@ class SqliteSteps(SqliteDatabase):
         with self._transaction() as conn:
             changed = conn.execute(
                 f"UPDATE durably_runs SET status = ?, {column} = ?, completed_at = ?, "
-                "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, wake_at = NULL, "
+                "waiting_for = NULL, "
                 f"progress = coalesce(?, progress) WHERE {_LEASE_GUARD}",
                 (str(status), value, now, now, progress_json, *lease_params(lease)),
             ).rowcount
@@ -147,8 +160,9 @@ class SqliteSteps(SqliteDatabase):
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         rows = self._execute(
-            "SELECT run_id, name, step_index, status, output, error, started_at, completed_at "
-            "FROM durably_steps WHERE run_id = ? ORDER BY step_index, started_at",
+            "SELECT run_id, name, step_index, status, output, error, started_at, completed_at, "
+            "kind, attempts, last_error, wake_at FROM durably_steps WHERE run_id = ? "
+            "ORDER BY step_index, started_at",
             (run_id,),
         ).fetchall()
         return [step_from_row(r) for r in rows]

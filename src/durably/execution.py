@@ -1,10 +1,9 @@
-"""Executes one leased run to an outcome: completed, failed, cancelled or lease-lost.
+"""Executes one leased run to an outcome: completed, failed, cancelled, lease-lost or
+waiting (suspended on a wait: stored, lease released; see waits.py).
 
-Control flow never throws out of `execute`: a failing job is recorded as a
-failure; a cancellation or a lost lease only stops the execution (the run's
-state was already changed by whoever cancelled or reclaimed it). While the run
-executes, a background task renews its lease. A run abandoned too often before it
-finished a step (a poison run) is failed at once instead of executed again.
+Control flow never throws out of `execute`: a failing job is recorded as a failure; a
+cancel or a lost lease only stops it. Every write is fenced by the lease generation
+(a rejected one stops the run); a background task renews the lease meanwhile.
 """
 
 from __future__ import annotations
@@ -12,68 +11,73 @@ from __future__ import annotations
 import asyncio
 import traceback
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from .context import CancellationSignal, Step, is_stray_cancellation
+from .clock import Clock
 from .encoding import from_json, to_json
 from .errors import (
-    CancelledError,
     LeaseLostError,
+    RunCancelledError,
     StalledRunError,
     StorageError,
     StrayCancellationError,
+    describe_error,
 )
 from .events import (
     Event,
+    EventEmitter,
     LogWriteEvent,
     RunCancelEvent,
     RunCompleteEvent,
     RunFailEvent,
     RunLeasedEvent,
-    RunLeaseRenewedEvent,
+    RunProgressEvent,
+    RunWakeEvent,
     StepCancelEvent,
+    StepCompleteEvent,
     StepFailEvent,
     StepStartEvent,
-    WorkerErrorEvent,
 )
-from .models import Run, RunStatus, ms_to_datetime
-from .store import Claim
+from .models import LogLevel, Progress, Run, RunStatus, StepKind
+from .options import Settings
+from .renewal import keep_lease
+from .step import CancellationSignal, Step, is_stray_cancellation
+from .store import Claim, Store, Wait
+from .waits import Network, RunSuspended, replay_records, suspend_execution
 
 if TYPE_CHECKING:
-    from .durably import Durably
     from .jobs import JobDefinition
 
-Outcome = Literal["completed", "failed", "cancelled", "lease-lost"]
-
-
-def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def stalled_error(step_name: str | None, attempts: int) -> StalledRunError:
-    where = (
-        f"step {step_name!r} did not finish"
-        if step_name is not None
-        else "no step finished (the step in flight is not known)"
-    )
-    return StalledRunError(
-        f"run stalled: {where} in {attempts} consecutive attempts (the worker or tab "
-        "stopped each time); it is failed instead of retried forever"
-    )
+#: "waiting": the run suspended on a wait (stored, lease released); it resumes by replay.
+Outcome = Literal["completed", "failed", "cancelled", "lease-lost", "waiting"]
 
 
 class RunExecution:
     """One attempt at executing a run under one lease generation."""
 
-    def __init__(self, durably: Durably, definition: JobDefinition[Any, Any], claim: Claim) -> None:
-        self.durably = durably
-        self.store = durably.store
+    def __init__(
+        self,
+        store: Store,
+        emitter: EventEmitter,
+        clock: Clock,
+        settings: Settings,
+        definition: JobDefinition[Any, Any],
+        claim: Claim,
+        network: Network | None = None,
+    ) -> None:
+        self.store = store
+        self._emitter = emitter
+        self._clock = clock
+        self._settings = settings
         self.definition = definition
         self.run: Run = claim.run
         self.lease = claim.lease
         self.stalled_claims = claim.stalled_claims
         #: The step in flight when the run was last abandoned (while recovering: now).
         self.stalled_step = claim.stalled_step
+        #: What the run waited for before this claim (None: it was not waiting).
+        self.woken_from = claim.woken_from
+        self._network = network or Network()
         self.signal = CancellationSignal()
         #: Set once run:cancel was emitted for this run (by `Durably.cancel` or here).
         self.cancel_announced = False
@@ -85,7 +89,21 @@ class RunExecution:
         self._failed_step: str | None = None
         self._step: Step | None = None
 
-    # -- helpers used by Step --------------------------------------------------------
+    # -- what a Step calls (step.RunControl) -----------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    @property
+    def online(self) -> bool:
+        return self._network.online
+
+    @property
+    def replays_waits(self) -> bool:
+        """Whether the run waited or stalled before: its replay needs its records of
+        waits and attempts that did not complete."""
+        return self.woken_from is not None or self.recovering
 
     @property
     def recovering(self) -> bool:
@@ -93,29 +111,81 @@ class RunExecution:
         step started meanwhile is recorded, so a stalled run can name its step."""
         return self.stalled_claims > 0
 
-    def step_started(self, name: str, index: int, now: int) -> None:
+    def begin_step(self, name: str, index: int, started_at: int) -> None:
         """Check the lease before step `name` runs (a read), and while recovering record
-        the step as the one in flight (a fenced write)."""
+        the step as the one in flight (a fenced write); then announce step:start."""
         if self.recovering:
             self.stalled_step = name
-            self.require(self.store.record_stalled_step(self.lease, name, now))
+            self.require_applied(self.store.record_stalled_step(self.lease, name, started_at))
         else:
-            self.require(self.store.start_step(self.lease))
+            self.require_applied(self.store.start_step(self.lease))
+        self._steps_in_flight[index] = name
+        self.emit(StepStartEvent, step_name=name, step_index=index)
 
-    def step_persisted(self) -> None:
-        """The run progressed: the store reset its stalled claims with the step."""
+    def complete_step(
+        self,
+        name: str,
+        index: int,
+        output_json: str,
+        started_at: int,
+        completed_at: int,
+        progress_json: str | None,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> Any:
+        """Store a finished step (or wait) with the latest progress in one fenced commit
+        and announce step:complete; returns the output as stored (its JSON form)."""
+        self.require_applied(
+            self.store.persist_step(
+                self.lease,
+                name,
+                index,
+                output_json,
+                started_at,
+                completed_at,
+                progress_json,
+                kind,
+                attempts,
+            )
+        )
+        # The run progressed: the store reset its stalled claims with the step.
         self.stalled_claims = 0
         self.stalled_step = None
+        output = from_json(output_json)
+        self.end_step_event(
+            StepCompleteEvent, index, output=output, duration_ms=completed_at - started_at
+        )
+        return output
+
+    def store_progress(self, progress_json: str, now: int) -> None:
+        self.require_applied(self.store.update_progress(self.lease, progress_json, now))
+
+    def announce_progress(self, progress: Progress) -> None:
+        self.emit(RunProgressEvent, progress=progress)
+
+    def write_log(
+        self, level: LogLevel, message: str, data_json: str | None, step_name: str | None
+    ) -> None:
+        self.require_applied(
+            self.store.append_log(self.lease, level, message, data_json, step_name, self.now_ms())
+        )
+        self.emit(
+            LogWriteEvent,
+            level=level,
+            message=message,
+            data=from_json(data_json),
+            step_name=step_name,
+        )
 
     def now_ms(self) -> int:
-        return self.durably.now_ms()
+        return self._clock()
 
     def emit(self, event_class: type[Event], **fields: Any) -> None:
-        self.durably.emitter.emit(
+        self._emitter.emit(
             event_class(
                 run_id=self.run.id,
                 job_name=self.run.job_name,
-                timestamp=self.durably.now(),
+                timestamp=self._clock.now(),
                 **fields,
             )
         )
@@ -124,30 +194,40 @@ class RunExecution:
     def finished(self) -> bool:
         return self._finished
 
+    def finished_by_us(self) -> bool:
+        """Whether this execution's own generation finished or suspended the run (a
+        renewal that failed because of it is no lost lease)."""
+        current = self.store.get_run(self.run.id)
+        return (
+            current is not None
+            and current.lease_generation == self.lease.generation
+            and current.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.WAITING)
+        )
+
     def report_error(self, exc: BaseException, context: str) -> None:
-        self.emit(WorkerErrorEvent, error=describe_error(exc), context=context)
+        self._emitter.report(exc, context, self.run.id, self.run.job_name)
 
     def raise_if_stopped(self) -> None:
         if self.signal.reason == "cancelled":
-            raise CancelledError(f"run {self.run.id} was cancelled")
+            raise RunCancelledError(f"run {self.run.id} was cancelled")
         if self.signal.reason == "lease-lost":
             raise LeaseLostError(
                 f"run {self.run.id} was reclaimed by another worker "
                 f"(lease generation {self.lease.generation} is stale)"
             )
 
-    def require(self, applied: bool) -> None:
+    def require_applied(self, applied: bool) -> None:
         """Stop the execution if a fenced write was rejected, saying why."""
-        if applied:
-            return
+        if not applied:
+            self.signal_rejection()
+            self.raise_if_stopped()
+
+    def signal_rejection(self) -> None:
+        """The lease fence rejected a write: fire the signal with the reason. The one
+        place that tells a cancel (or delete) from another worker reclaiming the run."""
         current = self.store.get_run(self.run.id)
         cancelled = current is None or current.status == RunStatus.CANCELLED
         self.signal.fire("cancelled" if cancelled else "lease-lost")
-        self.raise_if_stopped()
-
-    def start_step_event(self, name: str, index: int) -> None:
-        self._steps_in_flight[index] = name
-        self.emit(StepStartEvent, step_name=name, step_index=index)
 
     def end_step_event(self, event_class: type[Event], index: int, **fields: Any) -> None:
         """Emit a step's ending event, unless it was already ended (a cancel did)."""
@@ -171,41 +251,58 @@ class RunExecution:
             self.cancel_steps_in_flight()
         self.raise_if_stopped()
 
-    async def fail_step(self, name: str, index: int, started_at: int, exc: Exception) -> None:
+    async def fail_step(
+        self,
+        name: str,
+        index: int,
+        started_at: int,
+        exc: Exception,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> None:
         # A step that gave up because the signal fired was stopped, not failed.
         self.stop_if_signalled()
         self._failed_step = name
         error = describe_error(exc)
-        self.require(
+        self.require_applied(
             self.store.persist_step_failure(
-                self.lease, name, index, error, started_at, self.now_ms()
+                self.lease, name, index, error, started_at, self.now_ms(), kind, attempts
             )
         )
         self.end_step_event(StepFailEvent, index, error=error)
+
+    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
+        step = self._step
+        suspend_execution(self, wait, retry, step.take_pending_progress if step else None)
+
+    def deliver_event(self, name: str, index: int, started_at: int) -> str | None:
+        return self.store.deliver_event(self.lease, name, index, started_at, self.now_ms())
 
     # -- the execution ---------------------------------------------------------------
 
     async def execute(self) -> Outcome:
         assert self.run.lease_expires_at is not None
         if self.signal.reason is not None:
-            # Cancelled between the claim and now: the job never starts.
-            return "cancelled" if self.signal.reason == "cancelled" else "lease-lost"
+            return self._stopped()  # cancelled between the claim and now: the job never starts
         self.emit(
             RunLeasedEvent,
             lease_owner=self.lease.owner,
             lease_expires_at=self.run.lease_expires_at,
             lease_generation=self.lease.generation,
         )
-        limit = self.durably.settings.max_stalled_attempts
+        if self.woken_from is not None:
+            woken = self.woken_from
+            self.emit(RunWakeEvent, kind=woken.get("kind"), name=woken.get("name"))
+        limit = self._settings.max_stalled_attempts
         if self.stalled_claims >= limit:
             # A poison run: its worker or tab stopped every time before a step finished
             # (e.g. the step crashes the tab). Executing it again would loop forever.
             self._failed_step = self.stalled_step
             try:
-                return self._fail(stalled_error(self.stalled_step, limit))
+                return self._fail(StalledRunError.naming(self.stalled_step, limit))
             finally:
                 self._finished = True
-        keeper = asyncio.ensure_future(self._keep_lease())
+        keeper = asyncio.ensure_future(keep_lease(self, self._settings))
         try:
             return await self._execute()
         finally:
@@ -219,26 +316,30 @@ class RunExecution:
     async def _execute(self) -> Outcome:
         started = self.now_ms()
         try:
-            step = self._step = Step(self, self.store.get_completed_step_outputs(self.run.id))
+            step = self._step = Step(
+                self, *replay_records(self.store, self.run.id, self.replays_waits)
+            )
             result = await self.definition.run(step, self.definition.load_input(self.run.input))
             output_json = self.definition.dump_output(result)
             self.raise_if_stopped()
             now = self.now_ms()
-            self.require(
+            self.require_applied(
                 self.store.complete_run(
                     self.lease,
                     output_json,
                     now,
-                    self.durably.settings.preserve_steps,
+                    self._settings.preserve_steps,
                     step.take_pending_progress(now),
                 )
             )
-        except CancelledError as exc:
+        except RunCancelledError as exc:
             if not self.signal.cancelled:
                 return self._fail(exc)  # raised by job code, not by a cancellation
             return self._stopped()
         except LeaseLostError:
             return self._stopped()
+        except RunSuspended:
+            return "waiting"  # stored by `suspend`; claimed again when the wait is over
         except Exception as exc:
             return self._fail(exc)
         except asyncio.CancelledError as exc:
@@ -288,9 +389,8 @@ class RunExecution:
                 data={"traceback": trace},
                 step_name=self._failed_step,
             )
-        if not self.store.fail_run(self.lease, error, now, self.durably.settings.preserve_steps):
-            with suppress(CancelledError, LeaseLostError):
-                self.require(False)
+        if not self.store.fail_run(self.lease, error, now):
+            self.signal_rejection()
             return self._stopped()
         self.cancel_steps_in_flight()
         self.emit(RunFailEvent, error=error, failed_step=self._failed_step)
@@ -307,35 +407,3 @@ class RunExecution:
             self.cancel_announced = True
             self.emit(RunCancelEvent)  # cancelled by another process
         return "cancelled"
-
-    async def _keep_lease(self) -> None:
-        settings = self.durably.settings
-        while True:
-            await asyncio.sleep(settings.lease_renew_interval_ms / 1000)
-            if self._finished:
-                return
-            try:
-                now = self.now_ms()
-                if self.store.renew_lease(self.lease, now, settings.lease_ms):
-                    self.emit(
-                        RunLeaseRenewedEvent,
-                        lease_owner=self.lease.owner,
-                        lease_expires_at=ms_to_datetime(now + settings.lease_ms),
-                    )
-                    continue
-                if self._finished or self._finished_by_us():
-                    return  # the renewal raced our own completion: not a lost lease
-                current = self.store.get_run(self.run.id)
-                cancelled = current is None or current.status == RunStatus.CANCELLED
-                self.signal.fire("cancelled" if cancelled else "lease-lost")
-                return
-            except Exception as exc:
-                self.emit(WorkerErrorEvent, error=describe_error(exc), context="lease renewal")
-
-    def _finished_by_us(self) -> bool:
-        current = self.store.get_run(self.run.id)
-        return (
-            current is not None
-            and current.lease_generation == self.lease.generation
-            and current.status in (RunStatus.COMPLETED, RunStatus.FAILED)
-        )

@@ -1,4 +1,4 @@
-"""The worker loop: concurrency, stopping, waking on triggers instead of polling,
+"""The scheduler (the claim loop): concurrency, stopping, waking on triggers instead of polling,
 doing nothing (and writing nothing) when idle, and surviving its own errors."""
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The step API a job function receives: `step.run`, `step.progress`, `step.log`.
+"""The step API a job function receives (`step.run`, `progress`, `log`) and its signal.
 
-A completed step's output is stored, and on resume `step.run` returns it without
-calling the function again. `step.run` always returns the JSON form of the value
-(the same thing a replay returns), so a job behaves identically on its first
-execution and after a resume.
+A completed step's output is stored; on resume `step.run` returns it (always the JSON
+form, first run or replay) without calling the function. Every write goes through the
+execution's `RunControl`, which keeps the lease fence and the order of events.
 """
 
 from __future__ import annotations
@@ -13,21 +12,20 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn, Protocol
 
 from .encoding import from_json, to_json
 from .errors import (
-    CancelledError,
     LeaseLostError,
+    RunCancelledError,
     SerializationError,
     StepNameError,
     StrayCancellationError,
 )
-from .events import LogWriteEvent, RunProgressEvent, StepCompleteEvent
-from .models import LogLevel, Progress
-
-if TYPE_CHECKING:
-    from .runtime import RunExecution
+from .models import LogLevel, Progress, StepKind, StepRecord
+from .retries import RetryPolicy, bounded, retry_or_give_up, wait_again
+from .store import Wait
+from .waits import StepWaits, ms
 
 #: Progress is written to the database at most this often (every call still emits an event).
 #: Progress reported in between is stored with the next step's commit, or by a timer once
@@ -74,6 +72,56 @@ class CancellationSignal:
             callback(reason)
 
 
+class RunControl(Protocol):
+    """What a `Step` calls on the execution of its run (`execution.RunExecution`). A
+    write the lease fence rejects fires the signal and raises RunCancelledError or
+    LeaseLostError, which a step lets through."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def signal(self) -> CancellationSignal: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def online(self) -> bool: ...
+    def now_ms(self) -> int: ...
+    def raise_if_stopped(self) -> None: ...
+    def stop_if_signalled(self) -> None: ...
+    def begin_step(self, name: str, index: int, started_at: int) -> None: ...
+    async def fail_step(
+        self,
+        name: str,
+        index: int,
+        started_at: int,
+        exc: Exception,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> None: ...
+    def complete_step(
+        self,
+        name: str,
+        index: int,
+        output_json: str,
+        started_at: int,
+        completed_at: int,
+        progress_json: str | None,
+        kind: StepKind = "step",
+        attempts: int = 1,
+    ) -> Any: ...
+    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
+        """Store `wait` and end the execution (raises RunSuspended); `retry` (attempt,
+        error, next delay ms) announces the failed attempt of a retried step first."""
+
+    def deliver_event(self, name: str, index: int, started_at: int) -> str | None: ...
+    def store_progress(self, progress_json: str, now: int) -> None: ...
+    def announce_progress(self, progress: Progress) -> None: ...
+    def write_log(
+        self, level: LogLevel, message: str, data_json: str | None, step_name: str | None
+    ) -> None: ...
+    def report_error(self, exc: BaseException, context: str) -> None: ...
+
+
 class StepLog:
     """Structured logs of a run, stored with it and emitted as ``log:write`` events."""
 
@@ -90,12 +138,21 @@ class StepLog:
         self._step._write_log("error", message, data)
 
 
-class Step:
-    """The context of one run's execution, passed to the job function."""
+class Step(StepWaits):
+    """The context of one run's execution, passed to the job function (its waits:
+    `waits.StepWaits`)."""
 
-    def __init__(self, execution: RunExecution, stored_outputs: dict[str, str | None]) -> None:
+    _execution: RunControl
+
+    def __init__(
+        self,
+        execution: RunControl,
+        stored_outputs: dict[str, str | None],
+        records: dict[str, StepRecord] | None = None,
+    ) -> None:
         self._execution = execution
         self._stored = stored_outputs
+        self._records = records or {}
         self._seen: set[str] = set()
         self._next_index = 0
         self._current_step: str | None = None
@@ -107,47 +164,62 @@ class Step:
 
     @property
     def run_id(self) -> str:
-        return self._execution.run.id
+        return self._execution.run_id
 
     @property
     def signal(self) -> CancellationSignal:
         """The run's cancellation signal (also passed to step functions that take an argument)."""
         return self._execution.signal
 
-    async def run(self, name: str, fn: Callable[..., Any]) -> Any:
+    async def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        retries: int = 0,
+        retry_delay: float = 1.0,
+        backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
+        timeout: float | None = None,
+    ) -> Any:
         """Run `fn` as the step `name` once; on resume return its stored output instead.
 
         `fn` may be sync or async and may take the cancellation signal as its only
-        argument. Its result must be JSON-serialisable (or a pydantic model).
+        argument. Its result must be JSON-serialisable (or a pydantic model). A failing
+        attempt is retried `retries` more times after durable delays (`retry_delay`
+        seconds, times `backoff` each time, at most `max_retry_delay`); `timeout` cancels
+        an async attempt after that many seconds (a sync one cannot be interrupted).
         """
+        policy = RetryPolicy.create(retries, retry_delay, backoff, max_retry_delay, timeout)
         execution = self._execution
-        execution.raise_if_stopped()
-        if not isinstance(name, str) or not name:
-            raise StepNameError("a step needs a non-empty string name")
-        if name in self._seen:
-            raise StepNameError(
-                f"step {name!r} is used twice in run {self.run_id}; "
-                "step names must be unique within a run"
-            )
-        self._seen.add(name)
-        index = self._next_index
-        self._next_index += 1
+        index = self._claim_name(name)
         if name in self._stored:
             return from_json(self._stored[name])
-
+        record = self._waiting_record(name, "step")
+        attempts_before = record.attempts if record is not None else 0
         started_at = execution.now_ms()
-        execution.step_started(name, index, started_at)
-        execution.start_step_event(name, index)
+        first_started = started_at
+        if record is not None:
+            first_started = ms(record.started_at) or started_at
+            due = ms(record.wake_at)
+            if due is None and not execution.online:  # still offline: wait on
+                self._suspend(wait_again(record, index, "online", None))
+            if due is not None and due > started_at:  # woken before its delay ran out
+                self._suspend(wait_again(record, index, "retry", due))
+        execution.begin_step(name, index, started_at)
         self._current_step = name
         try:
             result = fn(self.signal) if _takes_argument(fn) else fn()
-            if inspect.isawaitable(result):
-                result = await result
+            result = await bounded(result, policy.timeout, name)
             output_json = to_json(result, f"output of step {name!r}")
-        except (CancelledError, LeaseLostError):
+        except (RunCancelledError, LeaseLostError):
             raise
         except Exception as exc:
-            await execution.fail_step(name, index, started_at, exc)
+            if policy.retries and not execution.signal.cancelled:
+                retry_or_give_up(
+                    execution, policy, name, index, first_started, attempts_before, exc
+                )
+            await execution.fail_step(name, index, started_at, exc, attempts=attempts_before + 1)
             raise
         except asyncio.CancelledError as exc:
             if not is_stray_cancellation():
@@ -157,7 +229,7 @@ class Step:
                 f"CancelledError raised inside step {name!r} (a cancelled inner task or "
                 "future, not a cancellation of the run)"
             )
-            await execution.fail_step(name, index, started_at, stray)
+            await execution.fail_step(name, index, started_at, stray, attempts=attempts_before + 1)
             raise stray from exc
         finally:
             self._current_step = None
@@ -165,17 +237,30 @@ class Step:
         completed_at = execution.now_ms()
         # One commit per step: the output, the count and the latest progress together.
         progress_json = self.take_pending_progress(completed_at)
-        execution.require(
-            execution.store.persist_step(
-                execution.lease, name, index, output_json, started_at, completed_at, progress_json
+        return execution.complete_step(
+            name,
+            index,
+            output_json,
+            started_at,
+            completed_at,
+            progress_json,
+            attempts=attempts_before + 1,
+        )
+
+    def _claim_name(self, name: str) -> int:
+        """Check that `name` is new in this run and give it the next index."""
+        self._execution.raise_if_stopped()
+        if not isinstance(name, str) or not name:
+            raise StepNameError("a step needs a non-empty string name")
+        if name in self._seen:
+            raise StepNameError(
+                f"step {name!r} is used twice in run {self.run_id}; "
+                "step and wait names must be unique within a run"
             )
-        )
-        execution.step_persisted()
-        output = from_json(output_json)
-        execution.end_step_event(
-            StepCompleteEvent, index, output=output, duration_ms=completed_at - started_at
-        )
-        return output
+        self._seen.add(name)
+        index = self._next_index
+        self._next_index += 1
+        return index
 
     def progress(
         self, current: int | float, total: int | float | None = None, message: str | None = None
@@ -202,7 +287,7 @@ class Step:
             self._progress_timer = asyncio.get_running_loop().call_later(
                 delay, self._flush_progress_later
             )
-        self._execution.emit(RunProgressEvent, progress=progress)
+        self._execution.announce_progress(progress)
 
     def take_pending_progress(self, now: int) -> str | None:
         """The progress not stored yet, for the caller's commit to store (None if none)."""
@@ -221,11 +306,8 @@ class Step:
         self.cancel_progress_timer()
         if self._pending_progress is None:
             return
-        execution = self._execution
-        now = execution.now_ms()
-        execution.require(
-            execution.store.update_progress(execution.lease, self._pending_progress, now)
-        )
+        now = self._execution.now_ms()
+        self._execution.store_progress(self._pending_progress, now)
         self._pending_progress = None
         self._progress_written_at = now
 
@@ -235,7 +317,7 @@ class Step:
             return
         try:
             self._flush_progress()
-        except (CancelledError, LeaseLostError):
+        except (RunCancelledError, LeaseLostError):
             pass  # the signal has fired: the run stops at its next step boundary
         except Exception as exc:
             self._execution.report_error(exc, "storing progress")
@@ -245,20 +327,8 @@ class Step:
             raise SerializationError(
                 f"a log message must be a string, not {type(message).__name__}"
             )
-        execution = self._execution
         data_json = None if data is None else to_json(data, "log data")
-        execution.require(
-            execution.store.append_log(
-                execution.lease, level, message, data_json, self._current_step, execution.now_ms()
-            )
-        )
-        execution.emit(
-            LogWriteEvent,
-            level=level,
-            message=message,
-            data=from_json(data_json),
-            step_name=self._current_step,
-        )
+        self._execution.write_log(level, message, data_json, self._current_step)
 
 
 def is_stray_cancellation() -> bool:

@@ -1,21 +1,20 @@
-"""The user-facing runtime: `create_durably` and the `Durably` instance.
+"""The user-facing runtime: `create_durably` and the `Durably` facade.
 
-It owns the store, the registered jobs, the event emitter and the worker, and
-implements every public operation on runs. Execution of one run lives in
-`runtime.py`, the loop in `worker.py`, waiting in `waiters.py`.
+The facade composes the parts and implements every public operation on runs. Each part
+gets what it uses (store, emitter, clock, settings), never the facade: a run goes from
+trigger (here) to `scheduler`, `execution`, `step` and the `store`.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from .durations import parse_duration_ms
-from .encoding import from_json
+from .clock import Clock, EpochMs
+from .encoding import from_json, to_json
 from .errors import ConflictError, NotFoundError, ValidationError
 from .events import (
     Event,
@@ -24,51 +23,25 @@ from .events import (
     RunCancelEvent,
     RunCoalescedEvent,
     RunDeleteEvent,
+    RunResumeEvent,
     RunsPurgeEvent,
     RunTriggerEvent,
-    WorkerErrorEvent,
 )
+from .execution import RunExecution
 from .jobs import JobDefinition, JobHandle
-from .models import LogRecord, Run, RunStatus, StepRecord, datetime_to_ms
-from .runtime import Outcome, RunExecution, describe_error
-from .store import NewRun, RunQuery, SqliteStore, Store
+from .models import LogRecord, Run, StepRecord, datetime_to_ms
+from .options import (
+    Limits,
+    Settings,
+    check_input_size,
+    check_run_at,
+    check_trigger_options,
+    run_query,
+)
+from .scheduler import Scheduler, default_owner
+from .store import NewRun, SqliteStore, Store
 from .waiters import RunWaiters
-from .worker import Worker, default_owner
-
-Clock = Callable[[], int]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what a trigger may store; larger values raise ValidationError."""
-
-    max_input_bytes: int = 1_048_576  # JSON-encoded input
-    max_labels: int = 32
-    max_label_length: int = 256  # each label key and value, in characters
-    max_key_length: int = 256  # idempotency and concurrency keys
-
-
-@dataclass(frozen=True)
-class Settings:
-    polling_interval_ms: int
-    lease_ms: int
-    lease_renew_interval_ms: int
-    max_concurrent_runs: int
-    #: A run claimed this many times in a row without finishing a step is failed.
-    max_stalled_attempts: int
-    preserve_steps: bool
-    retain_runs_ms: int | None
-    limits: Limits
-
-
-def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
-
-
-def _epoch_ms() -> int:
-    return time.time_ns() // 1_000_000
+from .waits import Network
 
 
 def open_store(database: str) -> Store:
@@ -96,7 +69,7 @@ def create_durably(
     max_stalled_attempts: int = 3,
     preserve_steps: bool = False,
     retain_runs: str | None = None,
-    clock: Clock | None = None,
+    clock: EpochMs | None = None,
     owner: str | None = None,
     limits: Limits | None = None,
 ) -> Durably:
@@ -108,20 +81,18 @@ def create_durably(
     before it finished a step is failed instead of retried forever.
     `clock` returns epoch milliseconds (for tests). Call `await durably.init()` next.
     """
-    settings = Settings(
-        polling_interval_ms=_positive("polling_interval_ms", polling_interval_ms),
-        lease_ms=_positive("lease_ms", lease_ms),
-        lease_renew_interval_ms=_positive("lease_renew_interval_ms", lease_renew_interval_ms),
-        max_concurrent_runs=_positive("max_concurrent_runs", max_concurrent_runs),
-        max_stalled_attempts=_positive("max_stalled_attempts", max_stalled_attempts),
-        preserve_steps=bool(preserve_steps),
-        retain_runs_ms=None if retain_runs is None else parse_duration_ms(retain_runs),
-        limits=limits or Limits(),
+    settings = Settings.create(
+        polling_interval_ms=polling_interval_ms,
+        lease_ms=lease_ms,
+        lease_renew_interval_ms=lease_renew_interval_ms,
+        max_concurrent_runs=max_concurrent_runs,
+        max_stalled_attempts=max_stalled_attempts,
+        preserve_steps=preserve_steps,
+        retain_runs=retain_runs,
+        limits=limits,
     )
-    if settings.lease_renew_interval_ms >= settings.lease_ms:
-        raise ValueError("lease_renew_interval_ms must be shorter than lease_ms")
     store = open_store(database) if isinstance(database, str) else database
-    durably = Durably(store, settings, clock or _epoch_ms, owner or default_owner())
+    durably = Durably(store, settings, Clock(clock), owner or default_owner())
     durably.register(*jobs)
     return durably
 
@@ -135,10 +106,14 @@ class Durably:
         self.owner = owner
         self._clock = clock
         self.jobs: dict[str, JobHandle] = {}
-        self.emitter = EventEmitter(self.now)
-        self._worker = Worker(self)
-        self._waiters = RunWaiters(self)
-        self._executions: dict[str, RunExecution] = {}
+        self.emitter = EventEmitter(clock.now)
+        #: Whether the runtime is online (`set_online`); runs waiting for the network
+        #: wake when it comes back.
+        self.network = Network()
+        self._scheduler = Scheduler(
+            store, self.emitter, clock, settings, owner, self.jobs, self.network
+        )
+        self._waiters = RunWaiters(store, self.emitter, settings.polling_interval_ms)
 
     # -- time ------------------------------------------------------------------------
 
@@ -146,7 +121,7 @@ class Durably:
         return self._clock()
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock() / 1000, tz=UTC)
+        return self._clock.now()
 
     # -- jobs and lifecycle ----------------------------------------------------------
 
@@ -159,10 +134,10 @@ class Durably:
             existing = self.jobs.get(definition.name)
             if existing is not None and existing.definition is not definition:
                 raise ValueError(f"a different job named {definition.name!r} is already registered")
-            handle = existing or JobHandle(self, definition)
+            handle = existing or JobHandle(definition, self, self.settings.limits)
             self.jobs[definition.name] = handle
             handles.append(handle)
-        self._worker.wake()
+        self._scheduler.wake()
         return handles
 
     def get_job(self, name: str) -> JobHandle | None:
@@ -181,7 +156,7 @@ class Durably:
 
     def start(self) -> None:
         """Start the worker loop in the running event loop."""
-        self._worker.start()
+        self._scheduler.start()
 
     async def init(self) -> None:
         """`migrate()` then `start()`."""
@@ -193,7 +168,7 @@ class Durably:
         (seconds), runs still in flight then are abandoned mid-step: they stay leased
         and resume from their last finished step under the next owner (which counts a
         stalled attempt; see `max_stalled_attempts`)."""
-        await self._worker.stop(timeout)
+        await self._scheduler.stop(timeout)
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop (see `stop`) and close the store. Pending `wait_for_run` calls and
@@ -207,7 +182,7 @@ class Durably:
         database's sole owner (the browser tab holding the Web Lock): the previous
         holders are gone, so their leases need not run out."""
         count = self.store.expire_leases(self.now_ms())
-        self._worker.wake()
+        self._scheduler.wake()
         return count
 
     # -- events ----------------------------------------------------------------------
@@ -222,55 +197,7 @@ class Durably:
 
     # -- triggering ------------------------------------------------------------------
 
-    def _check_options(
-        self, idempotency_key: Any, concurrency_key: Any, coalesce: Any, labels: Any
-    ) -> dict[str, str]:
-        limits = self.settings.limits
-        for name, key in (
-            ("idempotency_key", idempotency_key),
-            ("concurrency_key", concurrency_key),
-        ):
-            if key is not None and (not isinstance(key, str) or not key):
-                raise ValidationError(f"{name} must be a non-empty string", fields=[name])
-            if isinstance(key, str) and len(key) > limits.max_key_length:
-                raise ValidationError(
-                    f"{name} is {len(key)} characters; the limit is {limits.max_key_length}",
-                    fields=[name],
-                )
-        if coalesce not in (None, "skip"):
-            raise ValidationError(
-                f"coalesce must be None or 'skip', not {coalesce!r}", ["coalesce"]
-            )
-        if coalesce is not None and concurrency_key is None:
-            raise ValidationError("coalesce needs a concurrency_key", fields=["coalesce"])
-        if labels is None:
-            return {}
-        if not isinstance(labels, Mapping):
-            raise ValidationError("labels must be a mapping of strings to strings", ["labels"])
-        if len(labels) > limits.max_labels:
-            raise ValidationError(
-                f"{len(labels)} labels given; the limit is {limits.max_labels}", ["labels"]
-            )
-        for key, value in labels.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise ValidationError(
-                    f"label {key!r}: keys and values must be strings, got "
-                    f"{type(key).__name__} = {type(value).__name__}",
-                    [f"labels.{key}"],
-                )
-            if (
-                not key
-                or len(key) > limits.max_label_length
-                or len(value) > limits.max_label_length
-            ):
-                raise ValidationError(
-                    f"label {key[:40]!r}: keys must be 1 to {limits.max_label_length} characters "
-                    f"and values at most {limits.max_label_length}",
-                    [f"labels.{key}"],
-                )
-        return dict(labels)
-
-    async def _trigger(
+    async def enqueue(
         self,
         definition: JobDefinition[Any, Any],
         raw_input: Any,
@@ -279,16 +206,16 @@ class Durably:
         concurrency_key: str | None,
         coalesce: str | None,
         labels: Mapping[str, str] | None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
     ) -> Run:
-        label_map = self._check_options(idempotency_key, concurrency_key, coalesce, labels)
+        """Store a run of `definition` (what `JobHandle.trigger` calls: use that)."""
+        label_map = check_trigger_options(
+            self.settings.limits, idempotency_key, concurrency_key, coalesce, labels
+        )
+        due = check_run_at(delay, run_at, self.now_ms)
         _, input_json = definition.parse_input(raw_input)
-        limit = self.settings.limits.max_input_bytes
-        if len(input_json.encode()) > limit:
-            raise ValidationError(
-                f"input of job {definition.name!r} is {len(input_json.encode())} bytes as JSON; "
-                f"the limit is {limit}",
-                fields=["input"],
-            )
+        check_input_size(self.settings.limits, definition.name, input_json)
         run, disposition = self.store.create_run(
             NewRun(
                 id=uuid.uuid4().hex,
@@ -298,6 +225,7 @@ class Durably:
                 concurrency_key=concurrency_key,
                 coalesce=coalesce == "skip",
                 labels=label_map,
+                run_at=due,
             ),
             self.now_ms(),
         )
@@ -311,7 +239,7 @@ class Durably:
                     labels=run.labels,
                 )
             )
-            self._worker.wake()
+            self._scheduler.wake()
         elif disposition == "coalesced":
             self.emitter.emit(
                 RunCoalescedEvent(
@@ -330,42 +258,16 @@ class Durably:
 
     # -- executing -------------------------------------------------------------------
 
-    def _claim_next(self) -> RunExecution | None:
-        # Runs executing here are never claimed again, however late their lease: a
-        # step that blocked the event loop past lease_ms is still running, not dead.
-        claimed = self.store.claim_next(
-            self.owner,
-            self.now_ms(),
-            self.settings.lease_ms,
-            list(self.jobs),
-            list(self._executions),
-        )
-        if claimed is None:
-            return None
-        run = claimed.run
-        execution = RunExecution(self, self.jobs[run.job_name].definition, claimed)
-        # Known from the claim on, not from when its task starts: a cancel in between
-        # must reach it.
-        self._executions[run.id] = execution
-        return execution
-
     def executing(self) -> list[RunExecution]:
         """The runs this runtime is executing now (claimed and not yet finished)."""
-        return list(self._executions.values())
-
-    async def _execute(self, execution: RunExecution) -> Outcome:
-        try:
-            return await execution.execute()
-        finally:
-            if self._executions.get(execution.run.id) is execution:
-                del self._executions[execution.run.id]
+        return self._scheduler.executing()
 
     async def process_one(self) -> bool:
         """Claim and execute one run in this task; False when nothing was eligible."""
-        execution = self._claim_next()
+        execution = self._scheduler.claim_next()
         if execution is None:
             return False
-        await self._execute(execution)
+        await self._scheduler.execute(execution)
         return True
 
     async def process_until_idle(self, max_runs: int | None = None) -> int:
@@ -377,38 +279,13 @@ class Durably:
 
     async def wait_for_run(self, run_id: str, timeout: float | None = None) -> Run:
         """Wait until the run finishes (timeout in seconds) and return it; raises
-        RunFailedError, CancelledError, NotFoundError or WaitTimeoutError otherwise."""
+        RunFailedError, RunCancelledError, NotFoundError or WaitTimeoutError otherwise."""
         return await self._waiters.wait(run_id, timeout)
 
     # -- reading ---------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> Run | None:
         return self.store.get_run(run_id)
-
-    def _query(
-        self,
-        status: Any,
-        job_name: Any,
-        labels: Mapping[str, str] | None,
-        limit: int | None,
-        offset: int | None,
-    ) -> RunQuery:
-        statuses = [status] if isinstance(status, str) else list(status or [])
-        try:
-            parsed = [RunStatus(s) for s in statuses]
-        except ValueError:
-            known = ", ".join(s.value for s in RunStatus)
-            raise ValidationError(
-                f"unknown status in {statuses!r}; use {known}", ["status"]
-            ) from None
-        names = [job_name] if isinstance(job_name, str) else list(job_name or [])
-        for name, value in (("limit", limit), ("offset", offset)):
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise ValidationError(f"{name} must be a non-negative integer", [name])
-        label_filter = self._check_options(None, None, None, labels)
-        return RunQuery(
-            statuses=parsed, job_names=names, labels=label_filter, limit=limit, offset=offset
-        )
 
     async def get_runs(
         self,
@@ -419,7 +296,9 @@ class Durably:
         offset: int | None = None,
     ) -> list[Run]:
         """Runs matching every given filter, newest first."""
-        return self.store.get_runs(self._query(status, job_name, labels, limit, offset))
+        return self.store.get_runs(
+            run_query(self.settings.limits, status, job_name, labels, limit, offset)
+        )
 
     async def count_runs(
         self,
@@ -427,7 +306,9 @@ class Durably:
         job_name: str | Sequence[str] | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> int:
-        return self.store.count_runs(self._query(status, job_name, labels, None, None))
+        return self.store.count_runs(
+            run_query(self.settings.limits, status, job_name, labels, None, None)
+        )
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         return self.store.get_steps(run_id)
@@ -437,12 +318,45 @@ class Durably:
 
     # -- operations on runs ----------------------------------------------------------
 
+    async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Send the event `name` with a JSON `payload` to a run. It waits in the run's
+        mailbox until the run's `wait_for_event(name)` takes it (at once if the run
+        waits for it now). NotFoundError for an unknown run, ConflictError for a finished
+        one, ValidationError for a payload that is not JSON (nothing is stored)."""
+        if not isinstance(name, str) or not name:
+            raise ValidationError("an event needs a non-empty string name", ["name"])
+        payload_json = to_json(payload, f"payload of event {name!r}")
+        if self.store.send_event(run_id, name, payload_json, self.now_ms()):
+            self._scheduler.wake()
+
+    async def resume(self, run_id: str) -> Run:
+        """Continue a failed run after its last completed step: it is pending again with
+        its error cleared; its completed steps return their stored outputs and what did
+        not complete runs afresh. ConflictError for a run that did not fail."""
+        run = self.store.resume_run(run_id, self.now_ms())
+        self.emitter.emit(
+            RunResumeEvent(run_id=run.id, job_name=run.job_name, timestamp=self.now())
+        )
+        self._scheduler.wake()
+        return run
+
+    @property
+    def online(self) -> bool:
+        return self.network.online
+
+    def set_online(self, online: bool) -> None:
+        """Tell the runtime whether the network is reachable (the browser bridge does).
+        Coming online wakes the runs waiting for the network."""
+        self.network.online = bool(online)
+        if online and self.store.wake_network_waits(self.now_ms()):
+            self._scheduler.wake()
+
     async def cancel(self, run_id: str) -> Run:
-        """Cancel a pending or leased run. A leased run stops at its next step boundary
+        """Cancel a pending, leased or waiting run. A leased run stops at its next step boundary
         at the latest, and its steps' cancellation signal fires. If it runs here, the
         step in flight gets its step:cancel before run:cancel, the run's last event."""
         before = self.store.cancel_run(run_id, self.now_ms(), self.settings.preserve_steps)
-        execution = self._executions.get(run_id)
+        execution = self._scheduler.execution_of(run_id)
         if execution is not None:
             # step:cancel for the step in flight first: run:cancel is the run's last event.
             execution.announce_cancel()
@@ -486,12 +400,4 @@ class Durably:
 
     def report_error(self, exc: BaseException, context: str) -> None:
         """Emit `worker:error` for a failure outside any run (used by integrations)."""
-        self.emitter.emit(
-            WorkerErrorEvent(
-                run_id=None,
-                job_name=None,
-                timestamp=self.now(),
-                error=describe_error(exc),
-                context=context,
-            )
-        )
+        self.emitter.report(exc, context)

@@ -1,0 +1,4 @@
+import { defineConfig } from "vite";
+import durably from "durably-pyodide/vite";
+
+export default defineConfig({ plugins: [durably()] });
