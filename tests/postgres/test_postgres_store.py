@@ -66,12 +66,22 @@ def _row_versions(schema: Schema) -> list[tuple[Any, ...]]:
     )
 
 
+@define_job(name="nap")
+async def nap(step: Any, input: Any) -> Any:
+    await step.sleep("nap", 3600)
+    return await step.wait_for_event("go")
+
+
 async def test_an_idle_worker_only_reads(schema: Schema) -> None:
+    # Waiting runs included: the loop reads their next due time, and writes nothing.
     store = PostgresStore(schema.url)
-    durably = create_durably(store, [echo], polling_interval_ms=20)
+    durably = create_durably(store, [echo, nap], polling_interval_ms=20)
     await durably.migrate()
     await durably.jobs["echo"].trigger(1)
-    await durably.process_one()
+    for _ in range(3):
+        await durably.jobs["nap"].trigger(None)
+    assert await durably.process_until_idle() == 4
+    assert await durably.count_runs(status="waiting") == 3
     statements: list[str] = []
     real = store._connection
 

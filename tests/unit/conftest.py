@@ -20,10 +20,6 @@ def _postgres_database() -> Iterator[None]:
     pg_server.shutdown()
 
 
-#: Events of waiting runs, whose scenarios the PostgreSQL store cannot run yet.
-WAITING_EVENTS = {"run:wait", "run:wake", "run:resume", "step:retry"}
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -34,12 +30,6 @@ async def db(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Database]:
     store: StoreBackend = request.param
-    callspec = getattr(request.node, "callspec", None)
-    waits = request.node.module.__name__ == "test_waiting" or (
-        callspec is not None and callspec.params.get("event_type") in WAITING_EVENTS
-    )
-    if store.id == "postgres" and waits:
-        pytest.skip("the PostgreSQL store does not support waiting runs yet")
     database = Database(store.id, store.opener(tmp_path), clock)
     yield database
     # Stop every worker before closing any store: ":memory:" runtimes share one.

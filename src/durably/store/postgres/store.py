@@ -1,18 +1,16 @@
 """The store on PostgreSQL (psycopg 3): one database shared by many worker processes.
 
-Connections come from a small pool in autocommit mode. Every write made for a lease
-holder is a single statement carrying ``status = 'leased' AND lease_generation = %s``
-(data-modifying CTEs keep a step and its count in one statement), so a stale holder or
-a cancelled run changes nothing, and most calls cost one round trip. Inserts that only
-reference the run (logs, failed steps) lock its row FOR SHARE, so they cannot land after
-a claim that fenced the run. The claim itself lives in `claim.py`.
+Connections come from a small pool in autocommit mode. This module holds the lifecycle,
+creating and reading runs, leases and operations on whole runs; the claim lives in
+`claim.py`, the lease holder's fenced writes in `steps.py`, waiting runs in `waits.py`,
+the shared plumbing in `connection.py`.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -21,16 +19,16 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import ConflictError, NotFoundError, StorageError
-from ...models import Disposition, LogLevel, LogRecord, Run, RunStatus, StepKind, StepRecord
-from ..base import Claim, Lease, NewRun, RunQuery, Store, Wait
+from ...models import Disposition, Run, RunStatus
+from ..base import Claim, Lease, NewRun, RunQuery, Store
 from ..migrations import VERSIONS_TABLE, load_migrations, migration_failed, pending_migrations
-from ..rows import log_from_row, run_from_row, step_from_row
-from ..sql import STEP_UPSERT, lease_guard, run_filters
+from ..rows import run_from_row
+from ..sql import run_filters
 from .claim import claim_row
+from .connection import LEASE_GUARD, guard
 from .listener import Listener
-
-# The shared lease guard with named parameters (see `_guard`).
-_LEASE_GUARD = lease_guard("%s").replace("%s", "%(id)s", 1).replace("%s", "%(gen)s", 1)
+from .steps import PostgresSteps
+from .waits import PostgresWaits
 
 # A run row with its labels as one JSON object: reads cost one round trip.
 _RUN_COLUMNS = (
@@ -47,7 +45,7 @@ def migrations() -> list[tuple[int, str]]:
     return [(m.version, m.sql) for m in load_migrations(__package__)]
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresSteps, PostgresWaits, Store):
     """Store runs in a PostgreSQL database, shared by any number of worker processes.
 
     `dsn` is a libpq URL or conninfo string. `schema` puts the tables in that schema
@@ -98,48 +96,6 @@ class PostgresStore(Store):
             raise StorageError(f"cannot connect to {self._where()}: {exc}") from exc
         self._listener: Listener | None = None
         self._listener_guard = threading.Lock()
-
-    # -- plumbing --------------------------------------------------------------------
-
-    def _where(self) -> str:
-        """The server for messages, without a password."""
-        try:
-            info = psycopg.conninfo.conninfo_to_dict(self.dsn)
-        except psycopg.ProgrammingError:
-            return "the PostgreSQL server"
-        return f"PostgreSQL {info.get('host', 'localhost')}:{info.get('port', 5432)}/" + str(
-            info.get("dbname", "")
-        )
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        """A pooled connection; server and network failures surface as StorageError.
-        Constraint violations pass through (callers retry or report them)."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolTimeout as exc:
-            raise StorageError(f"no connection to {self._where()}: {exc}") from exc
-        except psycopg.IntegrityError:
-            raise
-        except psycopg.Error as exc:
-            raise StorageError(f"database error on {self._where()}: {exc}") from exc
-
-    def _one(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> Any:
-        with self._connection() as conn:
-            return conn.execute(query, params).fetchone()
-
-    def _all(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
-        with self._connection() as conn:
-            return conn.execute(query, params).fetchall()
-
-    def _write(self, query: str, params: dict[str, Any]) -> bool:
-        """A single-statement write; True if it changed (or returned) a row."""
-        with self._connection() as conn:
-            return conn.execute(query, params).rowcount > 0
-
-    def _notify(self) -> str:
-        return f"pg_notify('{self._channel}', '')"
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -317,11 +273,14 @@ class PostgresStore(Store):
                 return None
             labels = self._labels(conn, row["id"])
         run = run_from_row(row, labels)
+        # The claim kept `waiting_for` only if it woke a waiting run (see claim.py).
+        woken = row["waiting_for"]
         return Claim(
             run,
             Lease(run.id, run.lease_generation, owner),
             row["stalled_claims"],
             row["stalled_step"],
+            json.loads(woken) if woken is not None else None,
         )
 
     def _labels(self, conn: psycopg.Connection[Any], run_id: str) -> dict[str, str]:
@@ -333,8 +292,8 @@ class PostgresStore(Store):
     def renew_lease(self, lease: Lease, now: int, lease_ms: int) -> bool:
         return self._write(
             f"UPDATE durably_runs SET lease_expires_at = %(expires)s, updated_at = %(now)s "
-            f"WHERE {_LEASE_GUARD}",
-            {"expires": now + lease_ms, "now": now, **_guard(lease)},
+            f"WHERE {LEASE_GUARD}",
+            {"expires": now + lease_ms, "now": now, **guard(lease)},
         )
 
     def expire_leases(self, now: int) -> int:
@@ -353,196 +312,10 @@ class PostgresStore(Store):
         (as a stalled claim: the run was left mid-step). Fenced like every holder write."""
         return self._write(
             f"WITH released AS (UPDATE durably_runs SET lease_expires_at = %(now)s, "
-            f"updated_at = %(now)s WHERE {_LEASE_GUARD} RETURNING id) "
+            f"updated_at = %(now)s WHERE {LEASE_GUARD} RETURNING id) "
             f"SELECT {self._notify()} FROM released",
-            {"now": now, **_guard(lease)},
+            {"now": now, **guard(lease)},
         )
-
-    # -- writes by the lease holder (fenced by generation) ---------------------------
-
-    def start_step(self, lease: Lease) -> bool:
-        return (
-            self._one(f"SELECT 1 AS ok FROM durably_runs WHERE {_LEASE_GUARD}", _guard(lease))
-            is not None
-        )
-
-    def record_stalled_step(self, lease: Lease, name: str, now: int) -> bool:
-        return self._write(
-            f"UPDATE durably_runs SET stalled_step = %(name)s WHERE {_LEASE_GUARD}",
-            {"name": name, **_guard(lease)},
-        )
-
-    def persist_step(
-        self,
-        lease: Lease,
-        name: str,
-        index: int,
-        output_json: str,
-        started_at: int,
-        now: int,
-        progress_json: str | None = None,
-        kind: StepKind = "step",
-        attempts: int = 1,
-    ) -> bool:
-        # One statement: the count and the step row commit together or not at all, and
-        # the step is written only if the guarded UPDATE (which locks the run row, so a
-        # concurrent claim waits or has already changed the generation) applied.
-        return self._write(
-            "WITH counted AS ("
-            "  UPDATE durably_runs SET completed_step_count = completed_step_count + 1,"
-            "   current_step_index = %(next)s, progress = coalesce(%(progress)s, progress),"
-            "   updated_at = %(now)s, stalled_claims = 0, stalled_step = NULL"
-            f"  WHERE {_LEASE_GUARD} RETURNING id) "
-            "INSERT INTO durably_steps (run_id, name, step_index, status, output, started_at, "
-            "completed_at, kind, attempts) SELECT id, %(name)s, %(index)s, 'completed', "
-            f"%(output)s, %(started)s, %(now)s, %(kind)s, %(attempts)s FROM counted {STEP_UPSERT}",
-            {
-                "next": index + 1,
-                "progress": progress_json,
-                "now": now,
-                "name": name,
-                "index": index,
-                "output": output_json,
-                "started": started_at,
-                "kind": kind,
-                "attempts": attempts,
-                **_guard(lease),
-            },
-        )
-
-    def persist_step_failure(
-        self,
-        lease: Lease,
-        name: str,
-        index: int,
-        error: str,
-        started_at: int,
-        now: int,
-        kind: StepKind = "step",
-        attempts: int = 1,
-    ) -> bool:
-        # FOR SHARE: a claim's fence (an UPDATE of the run) waits for this insert, or this
-        # insert waits for the fence and then finds the generation changed. Without the
-        # lock, the check could read the run before a fence that commits first.
-        return self._write(
-            "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
-            "completed_at, kind, attempts, last_error) SELECT %(id)s, %(name)s, %(index)s, "
-            "'failed', %(error)s, %(started)s, %(now)s, %(kind)s, %(attempts)s, %(error)s "
-            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD} FOR SHARE) "
-            f"{STEP_UPSERT}",
-            {
-                "name": name,
-                "index": index,
-                "error": error,
-                "started": started_at,
-                "now": now,
-                "kind": kind,
-                "attempts": attempts,
-                **_guard(lease),
-            },
-        )
-
-    def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
-        return self._write(
-            f"UPDATE durably_runs SET progress = %(progress)s, updated_at = %(now)s "
-            f"WHERE {_LEASE_GUARD}",
-            {"progress": progress_json, "now": now, **_guard(lease)},
-        )
-
-    def append_log(
-        self,
-        lease: Lease,
-        level: LogLevel,
-        message: str,
-        data_json: str | None,
-        step_name: str | None,
-        now: int,
-    ) -> bool:
-        # FOR SHARE for the same reason as in persist_step_failure.
-        return self._write(
-            "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
-            "SELECT %(id)s, %(step)s, %(level)s, %(message)s, %(data)s, %(now)s "
-            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD} FOR SHARE)",
-            {
-                "step": step_name,
-                "level": level,
-                "message": message,
-                "data": data_json,
-                "now": now,
-                **_guard(lease),
-            },
-        )
-
-    def _finish(
-        self,
-        lease: Lease,
-        status: RunStatus,
-        column: str,
-        value: str,
-        now: int,
-        preserve_steps: bool,
-        progress_json: str | None = None,
-    ) -> bool:
-        # One statement: the status change, the cleared step outputs and (for a run with
-        # a concurrency key, whose next run may now be claimed) the wake-up notification.
-        clear = (
-            ""
-            if preserve_steps
-            else ", cleared AS (UPDATE durably_steps SET output = NULL "
-            "WHERE run_id IN (SELECT id FROM finished))"
-        )
-        return self._write(
-            f"WITH finished AS (UPDATE durably_runs SET status = %(status)s, {column} = %(value)s,"
-            " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
-            " lease_expires_at = NULL, wake_at = NULL, waiting_for = NULL,"
-            " progress = coalesce(%(progress)s, progress)"
-            f" WHERE {_LEASE_GUARD} RETURNING id, concurrency_key){clear} "
-            f"SELECT id, (SELECT {self._notify()} WHERE f.concurrency_key IS NOT NULL) "
-            "FROM finished f",
-            {
-                "status": str(status),
-                "value": value,
-                "now": now,
-                "progress": progress_json,
-                **_guard(lease),
-            },
-        )
-
-    def complete_run(
-        self,
-        lease: Lease,
-        output_json: str,
-        now: int,
-        preserve_steps: bool,
-        progress_json: str | None = None,
-    ) -> bool:
-        return self._finish(
-            lease, RunStatus.COMPLETED, "output", output_json, now, preserve_steps, progress_json
-        )
-
-    def fail_run(self, lease: Lease, error: str, now: int) -> bool:
-        # A failed run keeps its steps' outputs: `resume_run` continues after them.
-        return self._finish(lease, RunStatus.FAILED, "error", error, now, preserve_steps=True)
-
-    # -- steps and logs --------------------------------------------------------------
-
-    def get_completed_step_outputs(self, run_id: str) -> dict[str, str | None]:
-        rows = self._all(
-            "SELECT name, output FROM durably_steps WHERE run_id = %s AND status = 'completed'",
-            (run_id,),
-        )
-        return {r["name"]: r["output"] for r in rows}
-
-    def get_steps(self, run_id: str) -> list[StepRecord]:
-        rows = self._all(
-            "SELECT * FROM durably_steps WHERE run_id = %s ORDER BY step_index, started_at",
-            (run_id,),
-        )
-        return [step_from_row(r) for r in rows]
-
-    def get_logs(self, run_id: str) -> list[LogRecord]:
-        rows = self._all("SELECT * FROM durably_logs WHERE run_id = %s ORDER BY id", (run_id,))
-        return [log_from_row(r) for r in rows]
 
     # -- operations on whole runs ----------------------------------------------------
 
@@ -576,30 +349,6 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM durably_runs WHERE id = %s", (run_id,))
             return run
 
-    # -- waiting runs (not supported by this store yet) ---------------------------------
-
-    def next_wake_at(self, job_names: Sequence[str]) -> int | None:
-        return None  # no run of this store waits for a time
-
-    def suspend_run(
-        self, lease: Lease, wait: Wait, now: int, progress_json: str | None = None
-    ) -> bool:
-        raise StorageError("the PostgreSQL store does not support waiting runs yet")
-
-    def deliver_event(
-        self, lease: Lease, name: str, index: int, started_at: int, now: int
-    ) -> str | None:
-        raise StorageError("the PostgreSQL store does not support waiting runs yet")
-
-    def send_event(self, run_id: str, name: str, payload_json: str, now: int) -> bool:
-        raise StorageError("the PostgreSQL store does not support waiting runs yet")
-
-    def wake_network_waits(self, now: int) -> int:
-        return 0  # no run of this store waits for the network
-
-    def resume_run(self, run_id: str, now: int) -> Run:
-        raise StorageError("the PostgreSQL store does not support resuming runs yet")
-
     def purge_runs(self, older_than: int, limit: int) -> list[str]:
         # SKIP LOCKED: two processes purging at once take different runs. RETURNING has
         # no order of its own: the outer SELECT reports the deleted runs oldest first.
@@ -612,10 +361,6 @@ class PostgresStore(Store):
             (older_than, limit),
         )
         return [row["id"] for row in rows]
-
-
-def _guard(lease: Lease) -> dict[str, Any]:
-    return {"id": lease.run_id, "gen": lease.generation}
 
 
 def _rowrun_from_row(row: dict[str, Any]) -> Run:
