@@ -49,8 +49,10 @@ lint: setup-python
 test-js:
 	node --test tests/js/
 
+# The PostgreSQL scenarios and worker-process tests use $$DURABLY_TEST_POSTGRES_URL, else a
+# server on 127.0.0.1:5432, else a throwaway cluster (tests/unit/pg_server.py).
 test-unit: setup-python
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit tests/postgres
 
 # The npm package durably-pyodide (dist/durably-pyodide-<version>.tgz), rebuilt when a
 # source it packs changes.

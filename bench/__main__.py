@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only browser|cpython] [--out FILE]`: run the benchmarks,
+"""`python -m bench [--quick] [--only browser|cpython|postgres] [--out FILE]`: run the benchmarks,
 print one JSON document and write it to bench/results/latest.json (or FILE)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from .browser import QUICK, REPO, Sizes, ratio, run_browser
 from .cpython import run_cpython
+from .postgres import run_postgres
 
 
 def _log(message: str) -> None:
@@ -24,7 +25,7 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: checks that it works")
-    parser.add_argument("--only", choices=["browser", "cpython"])
+    parser.add_argument("--only", choices=["browser", "cpython", "postgres"])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "cpython"):
         _log("CPython reference")
         report["cpython"] = run_cpython(sizes)
+    if args.only in (None, "postgres"):
+        _log("PostgreSQL with worker processes")
+        report["postgres"] = run_postgres(sizes, _log)
     report["loadAverageAfter"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = round(time.perf_counter() - started, 1)
     text = json.dumps(report, indent=2)

@@ -1,7 +1,10 @@
-"""durably: durable, resumable Python jobs on SQLite, in the browser and on CPython.
+"""durably: durable, resumable Python jobs on SQLite, in the browser and on CPython, and
+on PostgreSQL with many worker processes.
 
 Re-exports only: the public names live in their modules (`app` composes them).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .app import Durably, create_durably
 from .events import Event
@@ -19,6 +22,7 @@ __all__ = [
     "JobHandle",
     "Limits",
     "LogRecord",
+    "PostgresStore",
     "Progress",
     "Run",
     "RunResult",
@@ -30,3 +34,16 @@ __all__ = [
     "create_durably",
     "define_job",
 ]
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: psycopg is an optional dependency (durably[postgres]), and
+    # the browser never loads it.
+    if name == "PostgresStore":
+        from .store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,7 @@ from .events import (
     RunsPurgeEvent,
     RunTriggerEvent,
 )
+from .execution import RunExecution
 from .jobs import JobDefinition, JobHandle
 from .models import LogRecord, Run, StepRecord, datetime_to_ms
 from .options import (
@@ -41,6 +42,20 @@ from .scheduler import Scheduler, default_owner
 from .store import NewRun, SqliteStore, Store
 from .waiters import RunWaiters
 from .waits import Network
+
+
+def open_store(database: str) -> Store:
+    """The store a database string names: a PostgreSQL URL, else a SQLite path."""
+    if database.startswith(("postgresql://", "postgres://")):
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ImportError(
+                f"{database.split(':', 1)[0]} URLs need the PostgreSQL driver: "
+                "pip install 'durably[postgres]'"
+            ) from exc
+        return PostgresStore(database)
+    return SqliteStore(database)
 
 
 def create_durably(
@@ -58,7 +73,8 @@ def create_durably(
     owner: str | None = None,
     limits: Limits | None = None,
 ) -> Durably:
-    """Create a runtime on a SQLite file path, ":memory:", or a `Store`.
+    """Create a runtime on a SQLite file path, ":memory:", a PostgreSQL URL
+    (``postgresql://user@host:5432/db``; needs ``durably[postgres]``), or a `Store`.
 
     `retain_runs` ("30d", "12h", "90m") purges finished runs that old during idle time.
     `max_stalled_attempts`: a run whose worker (or tab) stopped this many times in a row
@@ -75,7 +91,7 @@ def create_durably(
         retain_runs=retain_runs,
         limits=limits,
     )
-    store = SqliteStore(database) if isinstance(database, str) else database
+    store = open_store(database) if isinstance(database, str) else database
     durably = Durably(store, settings, Clock(clock), owner or default_owner())
     durably.register(*jobs)
     return durably
@@ -278,6 +294,10 @@ class Durably:
         return await self._require_job(job_name).trigger(input, **options)
 
     # -- executing -------------------------------------------------------------------
+
+    def executing(self) -> list[RunExecution]:
+        """The runs this runtime is executing now (claimed and not yet finished)."""
+        return self._scheduler.executing()
 
     async def process_one(self) -> bool:
         """Claim and execute one run in this task; False when nothing was eligible."""

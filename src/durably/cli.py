@@ -42,6 +42,88 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "worker",
+        help="run jobs from a database until SIGTERM (a worker process for servers)",
+        description=(
+            "Claim and execute runs of the given job modules. Run as many worker processes "
+            "on one PostgreSQL database as you like. SIGTERM or SIGINT stops claiming, lets "
+            "runs in flight finish for --shutdown-timeout seconds and hands the rest back."
+        ),
+    )
+    parser.add_argument(
+        "--database",
+        required=True,
+        help="postgresql://user@host:5432/db (or a SQLite file path for one process)",
+    )
+    parser.add_argument(
+        "--jobs",
+        required=True,
+        action="append",
+        metavar="MODULE",
+        help="module defining jobs, e.g. myapp.jobs (repeat for several)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="runs executed at once (default: 1)"
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds runs in flight get to finish on SIGTERM (default: 30)",
+    )
+    parser.add_argument(
+        "--lease-ms", type=int, default=30_000, help="lease length (default: 30000)"
+    )
+    parser.add_argument(
+        "--lease-renew-interval-ms",
+        type=int,
+        default=5_000,
+        help="how often a lease is renewed (default: 5000)",
+    )
+    parser.add_argument(
+        "--polling-interval-ms",
+        type=int,
+        default=1_000,
+        help="fallback poll; triggers wake workers at once on PostgreSQL (default: 1000)",
+    )
+    parser.add_argument(
+        "--max-stalled-attempts",
+        type=int,
+        default=3,
+        help="claims in a row without a finished step before a run fails (default: 3)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    parser.set_defaults(run=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from durably.worker_process import run_worker as run
+
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    sys.path.insert(0, ".")  # job modules next to where the worker is started
+    asyncio.run(
+        run(
+            args.database,
+            args.jobs,
+            concurrency=args.concurrency,
+            shutdown_timeout=args.shutdown_timeout,
+            polling_interval_ms=args.polling_interval_ms,
+            lease_ms=args.lease_ms,
+            lease_renew_interval_ms=args.lease_renew_interval_ms,
+            max_stalled_attempts=args.max_stalled_attempts,
+        )
+    )
+    return 0
+
+
 def add_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "bundle",
@@ -85,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_serve(commands)
+    add_worker(commands)
     add_bundle(commands)
     return parser
 
@@ -97,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DurablyError as error:
         print(f"durably: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a bad option value (create_durably checks them)
+        print(f"durably: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # e.g. the port is already taken
         print(f"durably: {error}", file=sys.stderr)
         return 1

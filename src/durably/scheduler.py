@@ -13,7 +13,7 @@ import asyncio
 import os
 import platform
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .clock import Clock
 from .events import EventEmitter, RunsPurgeEvent
@@ -59,6 +59,8 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[object]] = set()
         self._last_retention_at: int | None = None
+        #: Stops the store's watch (set while the loop runs on a store with other writers).
+        self._unwatch: Callable[[], None] | None = None
 
     # -- claiming and executing one run ----------------------------------------------
 
@@ -99,6 +101,10 @@ class Scheduler:
         """The execution of `run_id` in this process, if it is running here."""
         return self._executions.get(run_id)
 
+    def executing(self) -> list[RunExecution]:
+        """The runs executing in this process now (claimed and not yet finished)."""
+        return list(self._executions.values())
+
     # -- the loop --------------------------------------------------------------------
 
     @property
@@ -110,6 +116,14 @@ class Scheduler:
             return
         self._stopping = False
         self._loop_task = asyncio.ensure_future(self._loop())
+        # Runs made claimable by other processes (a shared PostgreSQL database) wake the
+        # loop at once; the store calls back from its own thread.
+        loop = asyncio.get_running_loop()
+
+        def wake_from_any_thread() -> None:
+            loop.call_soon_threadsafe(self.wake)
+
+        self._unwatch = self._store.watch(wake_from_any_thread)
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -120,6 +134,9 @@ class Scheduler:
         seconds, abandon the rest: they stay leased and resume under the next owner."""
         self._stopping = True
         self._wake.set()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._loop_task is not None:
             await self._loop_task
             self._loop_task = None

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import pg_server
 import pytest
 from harness import STORES, Database, FakeClock, StoreBackend
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_database() -> Iterator[None]:
+    """Drops the session's PostgreSQL test database (if a test made one) at the end."""
+    yield
+    pg_server.shutdown()
 
 
 @pytest.fixture

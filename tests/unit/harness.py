@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pg_server
 import pytest
 
 from durably import Durably, SqliteStore, Store, create_durably
@@ -103,6 +104,36 @@ class MemoryOpener(SqliteOpener):
         return self._store._conn
 
 
+class PostgresOpener(StoreOpener):
+    """A schema of its own in the session's PostgreSQL test database (see pg_server);
+    each `open()` is its own connection pool, as another process has."""
+
+    def __init__(self) -> None:
+        self.url = pg_server.database().url
+        self.schema = pg_server.database().new_schema()
+        self._conn: Any = None
+
+    def open(self) -> Store:
+        from durably.store.postgres import PostgresStore
+
+        return PostgresStore(self.url, schema=self.schema)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        # Scenarios write qmark parameters; SQLite's rowid (insertion order) is `seq` here.
+        import psycopg
+
+        if self._conn is None:
+            self._conn = psycopg.connect(
+                self.url, autocommit=True, options=f"-c search_path={self.schema}"
+            )
+        sql = sql.replace("?", "%s").replace("rowid", "seq")
+        return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 @dataclass(frozen=True)
 class StoreBackend:
     """One store the shared scenarios run against: `id` names it in test ids, `opener`
@@ -117,6 +148,8 @@ class StoreBackend:
 STORES: list[StoreBackend] = [
     StoreBackend("sqlite-file", lambda tmp: FileOpener(tmp / "durably.db")),
     StoreBackend("sqlite-memory", lambda tmp: MemoryOpener()),
+    # The session's server and database come from pg_server (provisioned on first use).
+    StoreBackend("postgres", lambda tmp: PostgresOpener()),
 ]
 
 
@@ -142,12 +175,18 @@ class Database:
         assert isinstance(self.opener, SqliteOpener), f"{self.kind} is not a SQLite store"
         return self.opener.raw()
 
-    def count(self, table: str, where: str = "1", params: Iterable[Any] = ()) -> int:
+    def count(self, table: str, where: str = "TRUE", params: Iterable[Any] = ()) -> int:
         sql = f"SELECT count(*) FROM {table} WHERE {where}"
         return int(self.opener.rows(sql, tuple(params))[0][0])
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         return self.opener.rows(sql, tuple(params))
+
+
+def sqlite_only(db: Database, why: str) -> None:
+    """Skip a scenario that looks inside SQLite itself when it runs on another store."""
+    if not isinstance(db.opener, SqliteOpener):
+        pytest.skip(f"SQLite only: {why}")
 
 
 # -- helpers --------------------------------------------------------------------------

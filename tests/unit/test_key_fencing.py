@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 from typing import Any
 
-from harness import Database, FakeClock, count_polls, idle_cycles, record, until
+from harness import Database, FakeClock, count_polls, idle_cycles, record, sqlite_only, until
 
 from durably import RunStatus, SqliteStore, define_job
 from durably.store import NewRun
@@ -155,6 +155,8 @@ async def test_a_runtime_never_reclaims_its_own_run_whose_step_blocked_past_the_
 
 
 async def test_a_cancel_right_after_the_claim_is_harmless(db: Database, clock: FakeClock) -> None:
+    sqlite_only(db, "wraps the sqlite3 connection to cancel between claim and commit")
+
     @define_job(name="j")
     async def job(step: Any, input: Any) -> Any:
         return await step.run("s", lambda: 1)

@@ -23,6 +23,7 @@ FACADE_USERS = {
     f"{PACKAGE}.browser.bridge",
     f"{PACKAGE}.cli",
     f"{PACKAGE}.serve",
+    f"{PACKAGE}.worker_process",
     f"{PACKAGE}.__main__",
 }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Crash, Database, count_polls, idle_cycles, record, until
+from harness import Crash, Database, count_polls, idle_cycles, record, sqlite_only, until
 
 from durably import RunStatus, define_job
 
@@ -111,6 +111,7 @@ async def test_the_worker_polls_for_runs_triggered_elsewhere(db: Database) -> No
 
 
 async def test_an_idle_worker_writes_nothing(db: Database) -> None:
+    sqlite_only(db, "traces sqlite3 statements; tests/postgres/test_postgres_store.py checks it")
     durably = await db.runtime([echo], polling_interval_ms=IDLE_POLL_MS)
     await durably.jobs["echo"].trigger(1)
     await durably.process_one()  # something to look at, nothing left to do

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Database
+from harness import Database, sqlite_only
 
 from durably import SqliteStore, create_durably, define_job
 from durably.errors import StorageError
@@ -19,6 +19,7 @@ async def echo(step: Any, input: Any) -> Any:
 
 
 async def test_migrate_records_the_schema_version(db: Database) -> None:
+    sqlite_only(db, "reads sqlite_master; tests/postgres/test_postgres_store.py checks it there")
     await db.runtime([echo])
     versions = db.rows("SELECT version FROM durably_schema_versions")
     assert versions == [(v,) for v, _ in migrations()]
@@ -40,6 +41,7 @@ async def test_migrate_records_the_schema_version(db: Database) -> None:
 
 
 async def test_migrating_twice_is_a_no_op(db: Database) -> None:
+    sqlite_only(db, "reads sqlite_master; tests/postgres/test_postgres_store.py checks it there")
     durably = await db.runtime([echo])
     run = await durably.jobs["echo"].trigger(1, labels={"k": "v"})
     schema = db.rows("SELECT type, name, sql FROM sqlite_master ORDER BY name")

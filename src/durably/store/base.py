@@ -13,7 +13,7 @@ or left the `leased` state (cancelled), and nothing was written.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -104,6 +104,10 @@ class RunQuery:
     offset: int | None = None
 
 
+def _nothing() -> None:
+    pass
+
+
 class Store(ABC):
     # -- lifecycle -------------------------------------------------------------------
 
@@ -114,6 +118,20 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the database; the store is unusable afterwards."""
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` whenever another process may have made a run claimable (a
+        trigger, a finished run of a concurrency key), so a worker need not poll for it;
+        returns a function that stops watching. The callback may run on another thread:
+        it must be thread-safe. A store whose database has no other writers (SQLite in
+        one process, the browser) has nothing to announce and never calls it."""
+        return _nothing
+
+    def release_lease(self, lease: Lease, now: int) -> bool:
+        """Hand a leased run back (its lease expires now) so another worker may claim it
+        without waiting for the lease to run out; fenced like every holder write.
+        Returns whether it applied. Stores without other workers need not do anything."""
+        return False
 
     # -- the whole database: export and import ---------------------------------------
     # Optional: a store that cannot copy itself into one file (a server database) keeps
