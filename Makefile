@@ -61,10 +61,18 @@ NPM_TARBALL  := dist/durably-pyodide-$(NPM_VERSION).tgz
 DIST_SOURCES := $(shell find web/durably npm src/durably requirements -type f -not -name '*.pyc') \
 	package.json package-lock.json pyproject.toml scripts/build_npm.py scripts/setup_web.py
 
-dist: $(NPM_TARBALL)
+# The Python wheel (dist/durably-<version>-py3-none-any.whl): the CPython runtime and
+# `python -m durably bundle`, installed with pip.
+PY_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PY_WHEEL   := dist/durably-$(PY_VERSION)-py3-none-any.whl
+
+dist: $(NPM_TARBALL) $(PY_WHEEL)
 
 $(NPM_TARBALL): $(DIST_SOURCES) | setup
 	cd scripts && ../$(PY) build_npm.py
+
+$(PY_WHEEL): $(DIST_SOURCES) | setup
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation . -w dist
 
 # The Vite example, installed from the tarball (--no-save keeps its committed lock file
 # as is) and built; the browser tests serve examples/vite-app/dist.

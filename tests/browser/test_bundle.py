@@ -13,13 +13,31 @@ from static_site import durably, go_offline, http_server, wait_for_run, wait_for
 REPO = Path(__file__).resolve().parents[2]
 
 
+def installed_wheel(tmp_path: Path) -> str:
+    """The Python of a fresh virtualenv with our wheel pip-installed, as a user gets it:
+    nothing of this checkout is importable there."""
+    wheels = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         str(REPO), "-w", str(wheels)],
+        check=True,
+    )  # fmt: skip
+    (wheel,) = wheels.glob("durably-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True)
+    return python
+
+
 def test_bundled_site_runs_resumes_and_works_offline(
     opfs_context: BrowserContext, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
+    python = installed_wheel(tmp_path)
     # As in the README, plus local sources of the pinned files so the test needs no network.
     subprocess.run(
-        [sys.executable, "-m", "durably", "bundle", str(site), "--jobs", str(REPO / "web/demo/jobs.py"),
+        [python, "-m", "durably", "bundle", str(site), "--jobs", str(REPO / "web/demo/jobs.py"),
          "--pyodide", str(REPO / "node_modules/pyodide"), "--wheels", str(REPO / "web/vendor/wheels")],
         check=True, cwd=tmp_path,
     )  # fmt: skip
