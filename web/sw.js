@@ -32,6 +32,7 @@ const APP_FILES = [
   "demo/jobs.py",
   "durably/client.js",
   "durably/protocol.js",
+  "durably/relay.js",
   "durably/worker.js",
   "durably/pyodide-boot.js",
   "durably/opfs-fs.js",
