@@ -111,7 +111,8 @@ export class RunsModel {
       this.bootPhase = null;
     } else {
       this.bootPhase = phase;
-      if (this.state !== "failed") this.state = "booting";
+      // A secondary taking over keeps its list (served by the old owner until it went).
+      if (this.state !== "failed" && this.state !== "secondary") this.state = "booting";
     }
     this.layoutChanged();
   }

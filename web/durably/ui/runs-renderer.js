@@ -73,7 +73,7 @@ export class RunsRenderer {
     const ui = this.#ui;
     const model = this.#model;
     const state = model.state;
-    ui.boot.hidden = state !== "booting";
+    ui.boot.hidden = !(state === "booting" || (state === "secondary" && model.bootPhase));
     const phases = Object.keys(BOOT_PHASES);
     const index = phases.indexOf(model.bootPhase);
     ui.bootText.textContent = `Starting the job runtime: ${BOOT_PHASES[model.bootPhase] ?? "connecting"}…`;
