@@ -333,7 +333,8 @@ def test_secondary_tab_lists_runs_acts_on_them_and_says_where_jobs_run(
     assert call(second, "(d) => d.role") == "secondary"
 
     owner.close()  # releases the lock: the second tab boots and takes over
-    second.wait_for_function("window.durablyReady.then((d) => d.role === 'owner')")
+    second.evaluate("window.durablyReady.then((d) => { window.client = d; })")
+    second.wait_for_function("window.client.role === 'owner'", timeout=BOOT_TIMEOUT_MS)
     expect(banner).to_be_hidden()
     expect(row(second, long_run).locator("td.status .badge")).to_have_text("cancelled")
 

@@ -234,3 +234,28 @@ test("close rejects what is pending", async () => {
   a.relay.close();
   await assert.rejects(call, { message: /closed/ });
 });
+
+test("any message from the owner counts as a sign of life", async () => {
+  const owner = openTab("owner", { heartbeatMs: 10 });
+  const a = openTab("a", { heartbeatMs: 10, unresponsiveAfterMs: 50 });
+  owner.relay.setRole("owner");
+  a.relay.setRole("secondary");
+  await settle();
+  clearInterval(owner.relay._ticker); // no more heartbeats, but events keep coming
+  const events = setInterval(() => owner.relay.publish({ type: "run:progress", runId: "r1" }), 10);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  clearInterval(events);
+  assert.equal(a.relay.responsive, true);
+});
+
+test("an owner page that unloads says so: the others wait for the next owner", async () => {
+  const owner = openTab("owner");
+  const a = openTab("a");
+  owner.relay.setRole("owner");
+  a.relay.setRole("secondary");
+  await settle();
+  owner.relay.announceGone();
+  await settle();
+  assert.equal(a.relay.ownerTabId, null);
+  assert.equal(a.relay.responsive, true);
+});

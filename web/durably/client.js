@@ -66,6 +66,10 @@ export class DurablyClient {
     /** A secondary: false while the owner tab misses its heartbeats (frozen or busy). */
     this.ownerResponsive = true;
     this._relay = this._createRelay(options);
+    // An owner page that unloads tells the other tabs at once, so they wait for the next
+    // owner instead of reporting it as not responding.
+    this._onPageHide = (event) => !event.persisted && this._relay?.announceGone();
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     // The owner passes its runtime events (they carry `runId`) on to the other tabs.
     this.on("*", (event) => {
       if (this.role === "owner" && Object.hasOwn(event, "runId")) this._relay?.publish(event);
@@ -384,6 +388,7 @@ export class DurablyClient {
     if (this.closed) return;
     this.closed = true;
     this._relay?.close();
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     this._rejectAll(namedError("DurablyError", "the client is closed"));
     this._worker.terminate();
     this._port.close();

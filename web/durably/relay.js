@@ -131,16 +131,20 @@ export class Relay {
     this._post({ kind: RELAY_MESSAGES.EVENT, event });
   }
 
+  /** As the owner, tell the others it is going (the page is unloading, or closing). */
+  announceGone() {
+    if (this.role !== "owner" || this.closed) return;
+    try {
+      this._post({ kind: RELAY_MESSAGES.OWNER_GONE });
+    } catch {
+      // The channel is gone already: the others notice the silence instead.
+    }
+  }
+
   /** Stop: tell the others when this tab was the owner, and reject what is pending. */
   close() {
     if (this.closed) return;
-    if (this.role === "owner") {
-      try {
-        this._post({ kind: RELAY_MESSAGES.OWNER_GONE });
-      } catch {
-        // The channel is gone already: the others notice the silence instead.
-      }
-    }
+    this.announceGone();
     this.closed = true;
     clearInterval(this._ticker);
     for (const entry of this._pending.values()) this._settle(entry, namedError("DurablyError", "the client is closed"));
@@ -233,6 +237,11 @@ export class Relay {
 
   _onMessage(message) {
     if (this.closed || message?.v !== RELAY_VERSION || typeof message.from !== "string" || message.from === this.tabId) return;
+    // Anything the owner sends shows it is alive, not only its heartbeat.
+    if (message.from === this.ownerTabId) {
+      this._lastHeard = Date.now();
+      if (!this.responsive && message.kind !== RELAY_MESSAGES.OWNER_GONE) this._setOwner(this.ownerTabId, true);
+    }
     switch (message.kind) {
       case RELAY_MESSAGES.WHO_IS_OWNER:
         if (this.role === "owner") this._announce();
