@@ -249,7 +249,13 @@ def test_random_tab_churn_never_makes_two_owners_or_leaves_a_call_unanswered(
             open_tabs.append(open_tab(opfs_context, server, database))
             action = "open"
         else:
-            victim = open_tabs.pop(rng.randrange(len(open_tabs)))
+            owner = next(page for page in open_tabs if role(page) == "owner")
+            if rng.random() < 0.5:
+                victim = owner
+            else:
+                others = [page for page in open_tabs if page is not owner]
+                victim = others[rng.randrange(len(others))]
+            open_tabs.remove(victim)
             action = f"close {role(victim)}"
             # A call from every tab in flight while the tab closes.
             for page in open_tabs:
