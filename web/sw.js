@@ -33,6 +33,7 @@ const APP_FILES = [
   "durably/client.js",
   "durably/protocol.js",
   "durably/protocol-definition.js",
+  "durably/relay.js",
   "durably/worker.js",
   "durably/pyodide-boot.js",
   "durably/opfs-fs.js",

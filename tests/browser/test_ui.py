@@ -308,24 +308,44 @@ def test_job_text_is_shown_as_text_never_as_html(ui_page: Page) -> None:
 # -- tabs, offline and the screenshot -------------------------------------------------
 
 
-def test_secondary_tab_shows_a_warning_until_it_becomes_owner(
+def test_secondary_tab_lists_runs_acts_on_them_and_says_where_jobs_run(
     context: BrowserContext, server: str
 ) -> None:
     context.set_default_timeout(BOOT_TIMEOUT_MS)
     database = f"ui-tabs-{time.monotonic_ns()}"
     owner = open_demo(context, server, f"?db={database}")
     expect(element(owner).locator("table")).to_be_visible()
+    earlier = trigger(owner, "countdown", {"steps": 1, "step_ms": 0})
     second = open_demo(context, server, f"?db={database}")
-    banner = element(second).get_by_role("alert")
+    banner = second.locator("durably-runs [part=banner]")
     expect(banner).to_be_visible()
-    expect(banner).to_contain_text("another tab owns the job runtime")
-    expect(element(second).locator("table")).to_be_hidden()
-    expect(second.get_by_role("button", name="Run countdown")).to_be_disabled()
+    expect(banner).to_contain_text("Jobs run in another tab of this app")
+    # The list, through the owner: the run triggered there, finished.
+    expect(element(second).locator("table")).to_be_visible()
+    expect(row(second, earlier).locator("td.status .badge")).to_have_text("completed")
+
+    # The element's actions and the demo's form work from the secondary tab.
+    long_run = trigger(second, "countdown", {"steps": 500, "step_ms": 100})
+    for page in (second, owner):  # live in both tabs
+        badge = row(page, long_run).locator("td.status .badge")
+        expect(badge).to_have_text("running", timeout=RUN_TIMEOUT_MS)
+    row(second, long_run).get_by_role("button", name=f"Cancel countdown run {long_run[:8]}").click()
+    for page in (second, owner):
+        badge = row(page, long_run).locator("td.status .badge")
+        expect(badge).to_have_text("cancelled", timeout=RUN_TIMEOUT_MS)
+    row(second, earlier).get_by_role("button", name=f"Delete countdown run {earlier[:8]}").click()
+    for page in (second, owner):
+        expect(row(page, earlier)).to_have_count(0, timeout=RUN_TIMEOUT_MS)
+    second.get_by_role("button", name="Run countdown").click()
+    expect(second.locator("#form-status")).to_contain_text("Started countdown")
+    expect(owner.locator("durably-runs tr.run")).to_have_count(2, timeout=RUN_TIMEOUT_MS)
+    assert call(second, "(d) => d.role") == "secondary"
 
     owner.close()  # releases the lock: the second tab boots and takes over
-    expect(element(second).locator("table")).to_be_visible(timeout=BOOT_TIMEOUT_MS)
+    second.evaluate("window.durablyReady.then((d) => { window.client = d; })")
+    second.wait_for_function("window.client.role === 'owner'", timeout=BOOT_TIMEOUT_MS)
     expect(banner).to_be_hidden()
-    expect(second.get_by_role("button", name="Run countdown")).to_be_enabled()
+    expect(row(second, long_run).locator("td.status .badge")).to_have_text("cancelled")
 
 
 def test_offline_reload_boots_and_resumes_an_interrupted_run(

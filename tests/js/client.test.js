@@ -24,11 +24,13 @@ test("createDurably resolves as the owner and calls round-trip", async () => {
   assert.equal(fake.started[0].terminated, true);
 });
 
-test("a second client on the same database is secondary and its calls reject with NotOwnerError", async () => {
+test("a second client on the same database is secondary and relays its calls to the owner", async () => {
   const owner = await createDurably(OPTIONS);
   const secondary = await createDurably(OPTIONS);
   assert.equal(secondary.role, "secondary");
-  await assert.rejects(secondary.getRuns(), { name: "NotOwnerError" });
+  assert.deepEqual(await secondary.getRuns(), { type: "getRuns" });
+  assert.deepEqual(fake.started[1].runtime.log, []); // the secondary's worker never booted
+  assert.ok(fake.started[0].runtime.log.includes("handle getRuns"));
   await owner.close();
   await secondary.close();
 });
@@ -146,4 +148,43 @@ test("events received before close are still delivered, then the iterator ends",
   assert.equal((await first).value.type, "run:progress");
   await durably.close();
   assert.deepEqual(await settlesWithin(events.next()), { done: true, value: undefined });
+});
+
+// -- tabs ---------------------------------------------------------------------------------
+
+test("a secondary receives the owner's runtime events, not its worker's own events", async () => {
+  const owner = await createDurably(OPTIONS);
+  const secondary = await createDurably(OPTIONS);
+  await tick();
+  const seen = [];
+  secondary.on("*", (event) => event.type !== "role" && seen.push(event.type));
+  owner._emit({ type: "run:progress", runId: "r1", jobName: "countdown" });
+  owner._emit({ type: "boot", phase: "ready" }); // this tab's own: not relayed
+  for (let i = 0; i < 4; i++) await tick();
+  assert.deepEqual(seen, ["run:progress"]);
+  await owner.close();
+  await secondary.close();
+});
+
+test("when the owner closes, the next tab takes over, emits role, and a call in flight is answered by it", async () => {
+  const owner = await createDurably(OPTIONS);
+  const next = await createDurably(OPTIONS);
+  const third = await createDurably(OPTIONS);
+  await tick();
+  const roles = [];
+  next.on("role", (event) => roles.push(event.role));
+  const listen = owner._port.onmessage;
+  owner._port.onmessage = null; // the owner's worker answers go nowhere: the call stays in flight
+  const call = third.getRuns();
+  for (let i = 0; i < 6; i++) await tick();
+  assert.ok(fake.started[0].runtime.log.includes("handle getRuns")); // the first owner had it
+  owner._port.onmessage = listen;
+  await owner.close();
+  assert.deepEqual(await settlesWithin(call, 2000), { type: "getRuns" });
+  assert.equal(next.role, "owner");
+  assert.equal(roles.at(-1), "owner"); // after "secondary" ones while no owner was known
+  assert.equal(third.role, "secondary");
+  assert.ok(fake.started[1].runtime.log.includes("handle getRuns")); // served by the new owner
+  await next.close();
+  await third.close();
 });

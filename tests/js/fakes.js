@@ -42,6 +42,45 @@ export class FakeMessageChannel {
   }
 }
 
+/**
+ * BroadcastChannel: every message is structured-cloned and delivered in a later task to
+ * every other open channel of the same name (never to the sender), in order. `log`
+ * records every message posted on any channel, for assertions.
+ */
+export class FakeBroadcastChannel {
+  static channels = new Set();
+  static log = [];
+
+  static reset() {
+    FakeBroadcastChannel.channels = new Set();
+    FakeBroadcastChannel.log = [];
+  }
+
+  constructor(name) {
+    this.name = name;
+    this.onmessage = null;
+    this.closed = false;
+    FakeBroadcastChannel.channels.add(this);
+  }
+
+  postMessage(data) {
+    if (this.closed) throw Object.assign(new Error("the channel is closed"), { name: "InvalidStateError" });
+    const copy = structuredClone(data);
+    FakeBroadcastChannel.log.push(copy);
+    for (const target of FakeBroadcastChannel.channels) {
+      if (target === this || target.name !== this.name) continue;
+      setImmediate(() => {
+        if (!target.closed) target.onmessage?.({ data: structuredClone(copy) });
+      });
+    }
+  }
+
+  close() {
+    this.closed = true;
+    FakeBroadcastChannel.channels.delete(this);
+  }
+}
+
 /** navigator.locks: exclusive locks granted in request order; `log` records releases. */
 export class FakeLocks {
   constructor(log = []) {
@@ -174,6 +213,8 @@ export function startHost({ locks = new FakeLocks(), runtime = fakeRuntime(), mi
  */
 export function installFakeWorker({ locks = new FakeLocks(), runtime = () => fakeRuntime() } = {}) {
   const started = [];
+  FakeBroadcastChannel.reset();
+  globalThis.BroadcastChannel = FakeBroadcastChannel;
   globalThis.MessageChannel = FakeMessageChannel;
   globalThis.Worker = class FakeWorker {
     constructor(url, options) {

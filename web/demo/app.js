@@ -14,7 +14,8 @@ const formStatus = document.querySelector("#form-status");
 const offlineStatus = document.querySelector("#offline-status");
 const forms = document.querySelectorAll("form");
 
-/** Resolves with the DurablyClient once this tab is the owner or knows it is secondary. */
+/** Resolves with the DurablyClient once this tab is the owner or knows it is secondary
+ * (its calls then go to the owner tab, so the page works the same). */
 window.durablyReady = createDurably({ database, jobs: ["./jobs.py"], onBoot: runs.onBoot });
 runs.connect(window.durablyReady);
 
@@ -32,8 +33,7 @@ function inputOf(form) {
 
 window.durablyReady.then(
   (durably) => {
-    enableForms(durably.role === "owner");
-    durably.on("owner", () => enableForms(true));
+    enableForms(true); // a secondary tab's calls are relayed to the tab running jobs
     for (const form of forms) {
       form.addEventListener("submit", async (event) => {
         event.preventDefault();

@@ -50,7 +50,9 @@ export interface DurablyOptions {
   workerUrl?: string | URL;
   /** Where the vendored Pyodide and wheels are served. Default: `../vendor` from client.js. */
   vendorUrl?: string | URL;
-  /** Per-request timeout in ms (default 30000); waits use their own timeout plus this. */
+  /** Per-request timeout in ms (default 30000); waits use their own timeout plus this.
+   * Relayed calls (in a secondary tab) use it too; a call that finds no owner tab waits up
+   * to two minutes for one, then rejects with OwnerChangedError. */
   requestTimeoutMs?: number;
   /** Timeout for start-up in ms (default 120000). */
   bootTimeoutMs?: number;
@@ -161,9 +163,13 @@ export type DurablyEventType =
 /** Events the worker posts itself: start-up phases, and this tab's role changing. */
 export type WorkerEventType = "boot" | "secondary" | "owner";
 
-/** Runtime events (`DurablyEventType`) and worker events (`WorkerEventType`). */
+/** Events this tab's client emits itself: its role or its owner tab's responsiveness changed. */
+export type TabEventType = "role" | "owner-unresponsive";
+
+/** Runtime events (`DurablyEventType`, relayed to every tab), worker events
+ * (`WorkerEventType`) and this tab's own (`TabEventType`). */
 export interface DurablyEvent {
-  type: DurablyEventType | WorkerEventType | (string & {});
+  type: DurablyEventType | WorkerEventType | TabEventType | (string & {});
   runId?: string | null;
   jobName?: string | null;
   timestamp?: string;
@@ -251,10 +257,32 @@ export interface ImportResult {
   reclaimedRuns: number;
 }
 
+/** This tab's role changed, or (in a secondary) the owner tab it talks to, or whether that
+ * tab answers its heartbeats. */
+export interface RoleEvent extends DurablyEvent {
+  type: "role";
+  role: Role;
+  /** Always true in the owner; false while the owner tab misses its heartbeats. */
+  ownerResponsive: boolean;
+  /** The owner tab's id (this tab's own in the owner); null while no owner is known. */
+  ownerTabId: string | null;
+}
+
+/** A secondary stopped hearing the owner tab's heartbeats (frozen, suspended or busy). */
+export interface OwnerUnresponsiveEvent extends DurablyEvent {
+  type: "owner-unresponsive";
+  message: string;
+}
+
 export declare class DurablyClient {
   constructor(options?: DurablyOptions);
   readonly database: string;
+  /** "owner": this tab runs the jobs; "secondary": its calls are relayed to the tab that does. */
   role: Role | null;
+  /** This tab's id among the app's tabs (relayed requests and responses are addressed by it). */
+  readonly tabId: string;
+  /** A secondary: false while the owner tab misses its heartbeats. Always true in the owner. */
+  ownerResponsive: boolean;
   jobs: string[];
   jobErrors: { module: string; message: string }[];
   closed: boolean;
@@ -282,6 +310,8 @@ export declare class DurablyClient {
   sendEvent(runId: string, name: string, payload?: unknown): Promise<null>;
   /** Continue a failed run after its last completed step; ConflictError for a run that did not fail. */
   resume(runId: string): Promise<Run>;
+  on(type: "role", listener: (event: RoleEvent) => void): () => void;
+  on(type: "owner-unresponsive", listener: (event: OwnerUnresponsiveEvent) => void): () => void;
   on(type: "run:wait", listener: (event: RunWaitEvent) => void): () => void;
   on(type: "run:wake", listener: (event: RunWakeEvent) => void): () => void;
   on(type: "step:retry", listener: (event: StepRetryEvent) => void): () => void;

@@ -4,6 +4,10 @@
 // not answer within the request timeout. Runtime calls made before the client is ready
 // are sent once it is (or reject with the boot's error): `new DurablyClient(...)` can be
 // used at once.
+//
+// Every tab can use the whole API: a secondary tab (another tab holds the database's
+// lock) relays runtime calls to the owner tab and receives its runtime events (see
+// relay.js). `role` says which this tab is; a `role` event reports every change.
 
 import {
   CONNECT,
@@ -12,9 +16,10 @@ import {
   WORKER_EVENTS,
   toError,
 } from "./protocol.js";
+import { Relay, relayChannelName } from "./relay.js";
 import { TERMINAL_STATUSES } from "./statuses.js";
 
-const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot"];
+const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot", "relay", "BroadcastChannel"];
 
 function namedError(name, message) {
   return Object.assign(new Error(message), { name });
@@ -56,13 +61,31 @@ export class DurablyClient {
     const runtimeOptions = Object.fromEntries(
       Object.entries(options).filter(([key]) => !CLIENT_OPTIONS.includes(key)),
     );
+    /** This tab's id among the tabs of the app (relayed requests name their sender by it). */
+    this.tabId = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    /** A secondary: false while the owner tab misses its heartbeats (frozen or busy). */
+    this.ownerResponsive = true;
+    this._relay = this._createRelay(options);
+    // An owner page that unloads tells the other tabs at once, so they wait for the next
+    // owner instead of reporting it as not responding.
+    /** Aborted when the client ends: removes every listener it added to the page. */
+    this._pageListeners = new AbortController();
+    globalThis.addEventListener?.(
+      "pagehide",
+      (event) => !event.persisted && this._relay?.announceGone(),
+      { signal: this._pageListeners.signal },
+    );
+    // The owner passes its runtime events (they carry `runId`) on to the other tabs.
+    this.on("*", (event) => {
+      if (this.role === "owner" && Object.hasOwn(event, "runId")) this._relay?.publish(event);
+    });
     if (onBoot) this.on(WORKER_EVENTS.BOOT, (event) => onBoot(event.phase, event));
     this.on(WORKER_EVENTS.OWNER, (event) => {
-      this.role = "owner";
       this.jobs = event.jobs ?? [];
       this.jobErrors = event.jobErrors ?? [];
+      this._setRole("owner");
     });
-    this.on(WORKER_EVENTS.SECONDARY, () => (this.role = "secondary"));
+    this.on(WORKER_EVENTS.SECONDARY, () => this._setRole("secondary"));
 
     // The default is spelled `new Worker(new URL("./worker.js", import.meta.url), ...)` so
     // that bundlers (Vite, webpack, Parcel) find the worker and emit it with its imports.
@@ -78,8 +101,6 @@ export class DurablyClient {
     this._port = channel.port1;
     this._port.onmessage = (event) => this._onMessage(event.data);
     this._worker.postMessage({ type: CONNECT, protocol: PROTOCOL_VERSION }, [channel.port2]);
-    /** Aborted when the client ends: removes the page's network listeners. */
-    this._network = new AbortController();
     this._relayNetwork();
 
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
@@ -92,9 +113,11 @@ export class DurablyClient {
     };
     /** Resolves with this client once the role is known (and, as owner, the runtime is up). */
     this.ready = this._request("init", { config }, options.bootTimeoutMs ?? 120_000).then((info) => {
-      this.role = info.role;
-      this.jobs = info.jobs ?? [];
-      this.jobErrors = info.jobErrors ?? [];
+      if (info.role === "owner") {
+        this.jobs = info.jobs ?? [];
+        this.jobErrors = info.jobErrors ?? [];
+      }
+      this._setRole(info.role);
       return this;
     });
     this.ready.catch(() => this._terminate());
@@ -159,12 +182,12 @@ export class DurablyClient {
 
   /** Send the event `name` with a JSON `payload` to a run; its `waitForEvent(name)` takes it. */
   sendEvent(runId, name, payload = null) {
-    return this._request("sendEvent", { runId, name, payload });
+    return this._call("sendEvent", { runId, name, payload });
   }
 
   /** Continue a failed run after its last completed step; resolves with the run (pending again). */
   resume(runId) {
-    return this._request("resume", { runId });
+    return this._call("resume", { runId });
   }
 
   /** Delete up to `limit` finished runs completed before `olderThan` (Date, ISO string or ms). */
@@ -282,6 +305,7 @@ export class DurablyClient {
   /** Stop the runtime, release the database and the lock, and end the worker. */
   async close() {
     if (this.closed) return;
+    this._relay?.close(); // as the owner: tells the other tabs at once
     try {
       // A failed worker answers nothing more: terminating it is all that is left.
       if (!this._failure) await this._request("close", {}, 10_000);
@@ -297,9 +321,49 @@ export class DurablyClient {
     return timeout == null ? 0 : Number(timeout) + this._requestTimeoutMs;
   }
 
-  /** A runtime call: sent once the client is ready, rejected with the boot's error if it failed. */
-  _call(type, fields, timeoutMs) {
-    return this.ready.then(() => this._request(type, fields, timeoutMs));
+  /** A runtime call: sent once the client is ready (to this tab's worker as the owner,
+   * relayed to the owner tab otherwise), rejected with the boot's error if it failed. */
+  _call(type, fields, timeoutMs = this._requestTimeoutMs) {
+    return this.ready.then(() => (this._relay ? this._relay.request(type, fields, timeoutMs) : this._request(type, fields, timeoutMs)));
+  }
+
+  /** The relay to the other tabs of this database, or null where BroadcastChannel is missing. */
+  _createRelay(options) {
+    const Channel = options.BroadcastChannel ?? globalThis.BroadcastChannel;
+    if (typeof Channel !== "function") return null;
+    return new Relay({
+      database: this.database,
+      tabId: this.tabId,
+      channel: new Channel(relayChannelName(this.database)),
+      local: (type, fields, timeoutMs) => this._request(type, fields, timeoutMs),
+      deliver: (event) => this._emit(event),
+      onOwnerState: ({ responsive, jobs }) => {
+        if (this.role !== "secondary") return;
+        if (jobs) this.jobs = jobs;
+        const wasResponsive = this.ownerResponsive;
+        this.ownerResponsive = responsive;
+        if (wasResponsive && !responsive) this._emit({ type: "owner-unresponsive", message: "the tab running jobs is not responding" });
+        this._emitRole();
+      },
+      ...options.relay,
+    });
+  }
+
+  /** Record this tab's role, tell the relay, and emit `role` when it changed. */
+  _setRole(role) {
+    if (this.closed) return;
+    const changed = role !== this.role;
+    this.role = role;
+    if (role === "owner") {
+      this.ownerResponsive = true;
+      if (this._relay) this._relay.jobs = this.jobs;
+    }
+    this._relay?.setRole(role);
+    if (changed) this._emitRole();
+  }
+
+  _emitRole() {
+    this._emit({ type: "role", role: this.role, ownerResponsive: this.role === "owner" || this.ownerResponsive, ownerTabId: this._relay?.ownerTabId ?? null });
   }
 
   /** Whether no more events will come: closed, or the worker failed. */
@@ -345,8 +409,8 @@ export class DurablyClient {
     if (typeof page.addEventListener !== "function" || typeof page.navigator?.onLine !== "boolean") return;
     const tell = () => this._request("network", { online: page.navigator.onLine }).catch(() => {});
     tell();
-    page.addEventListener("online", tell, { signal: this._network.signal });
-    page.addEventListener("offline", tell, { signal: this._network.signal });
+    page.addEventListener("online", tell, { signal: this._pageListeners.signal });
+    page.addEventListener("offline", tell, { signal: this._pageListeners.signal });
   }
 
   _onMessage(message) {
@@ -397,7 +461,8 @@ export class DurablyClient {
   _terminate() {
     if (this.closed) return;
     this.closed = true;
-    this._network.abort();
+    this._pageListeners.abort();
+    this._relay?.close();
     this._rejectAll(namedError("DurablyError", "the client is closed"));
     this._worker.terminate();
     this._port.close();

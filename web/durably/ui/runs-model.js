@@ -21,10 +21,12 @@ export class RunsModel {
   client = null;
   /** Incremented by every startConnection(); async work started for an older value is dropped. */
   connection = 0;
-  /** "idle" (no client) | "booting" | "ready" (owner) | "secondary" | "failed" */
+  /** "idle" (no client) | "booting" | "ready" (owner) | "secondary" | "failed".
+   * A secondary tab lists runs and acts on them too: its client relays to the owner tab. */
   state = "idle";
   bootPhase = null;
-  secondaryMessage = null;
+  /** A secondary: false while the tab running jobs misses its heartbeats. */
+  ownerResponsive = true;
   /** A message above the list: {kind: "error" | "info", text}; null when none. */
   notice = null;
 
@@ -85,19 +87,16 @@ export class RunsModel {
     this.#reset();
     this.client = null;
     this.notice = null;
-    this.secondaryMessage = null;
+    this.ownerResponsive = true;
     return this.connection;
   }
 
   onReady(client) {
     for (const job of client.jobs ?? []) this.jobs.add(job);
     this.bootPhase = null;
-    if (client.role === "secondary") {
-      this.state = "secondary";
-    } else {
-      this.state = "ready";
-      this.scheduleRefetch();
-    }
+    this.state = client.role === "secondary" ? "secondary" : "ready";
+    this.ownerResponsive = client.ownerResponsive ?? true;
+    this.scheduleRefetch();
     this.layoutChanged();
   }
 
@@ -112,7 +111,8 @@ export class RunsModel {
       this.bootPhase = null;
     } else {
       this.bootPhase = phase;
-      if (this.state !== "failed") this.state = "booting";
+      // A secondary taking over keeps its list (served by the old owner until it went).
+      if (this.state !== "failed" && this.state !== "secondary") this.state = "booting";
     }
     this.layoutChanged();
   }
@@ -120,7 +120,12 @@ export class RunsModel {
   /** Back in the document after a removal: events were missed, so start over. */
   onReattached() {
     this.details.clear();
-    if (this.state === "secondary" && this.client.role === "owner") this.state = "ready";
+    if (this.isListed()) this.state = this.client.role === "secondary" ? "secondary" : "ready";
+  }
+
+  /** Whether runs are shown: in the owner tab and in every secondary tab. */
+  isListed() {
+    return this.state === "ready" || this.state === "secondary";
   }
 
   // -- events -------------------------------------------------------------------------
@@ -133,16 +138,25 @@ export class RunsModel {
       case "secondary":
         this.state = "secondary";
         this.bootPhase = null;
-        this.secondaryMessage = typeof event.message === "string" ? event.message : null;
+        this.refresh();
         this.layoutChanged();
         return;
       case "owner":
         this.state = "ready";
         this.bootPhase = null;
-        this.secondaryMessage = null;
+        this.ownerResponsive = true;
         for (const job of this.client?.jobs ?? []) this.jobs.add(job);
         this.layoutDirty = true;
         this.refresh();
+        return;
+      case "role":
+        // The owner changed or stopped (or started again) answering its heartbeats.
+        if (this.state === "failed") return;
+        if (event.role === "secondary") this.state = "secondary";
+        this.ownerResponsive = event.ownerResponsive !== false;
+        for (const job of this.client?.jobs ?? []) this.jobs.add(job);
+        this.layoutChanged();
+        if (event.role === "secondary" && this.ownerResponsive) this.scheduleRefetch(); // events may have been missed
         return;
       case "runs:purge":
         // Bulk deletion names its runs in one event: drop them now, then refill the page.
@@ -269,7 +283,7 @@ export class RunsModel {
 
   /** Fetch the page soon; any number of calls while a fetch runs cause one more fetch. */
   scheduleRefetch() {
-    if (this.state !== "ready" || !this.client || !this.#host.isConnected()) return;
+    if (!this.isListed() || !this.client || !this.#host.isConnected()) return;
     this.#refetchWanted = true;
     if (!this.#fetching) this.#refetchLoop();
   }
@@ -295,7 +309,7 @@ export class RunsModel {
 
   async #loadPage(connection) {
     const client = this.client;
-    if (!client || this.state !== "ready") return;
+    if (!client || !this.isListed()) return;
     const query = this.query;
     const filter = {};
     if (this.filter.status) filter.status = this.filter.status;

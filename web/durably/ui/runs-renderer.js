@@ -73,7 +73,7 @@ export class RunsRenderer {
     const ui = this.#ui;
     const model = this.#model;
     const state = model.state;
-    ui.boot.hidden = state !== "booting";
+    ui.boot.hidden = !(state === "booting" || (state === "secondary" && model.bootPhase));
     const phases = Object.keys(BOOT_PHASES);
     const index = phases.indexOf(model.bootPhase);
     ui.bootText.textContent = `Starting the job runtime: ${BOOT_PHASES[model.bootPhase] ?? "connecting"}…`;
@@ -81,16 +81,16 @@ export class RunsRenderer {
     ui.bootProgress.value = Math.max(0, index);
 
     ui.banner.hidden = state !== "secondary";
-    const database = model.client?.database;
-    ui.bannerText.textContent =
-      model.secondaryMessage ??
-      `another tab owns the job runtime${database ? ` for database "${database}"` : ""}; this tab will take over when it closes`;
+    ui.banner.classList.toggle("unresponsive", !model.ownerResponsive);
+    ui.bannerText.textContent = model.ownerResponsive
+      ? "This tab shows them and sends its actions there; it takes over if that tab closes."
+      : "The tab running jobs is not responding (a background tab the browser suspended, or a busy one); actions wait until it answers or closes.";
 
     ui.notice.hidden = !model.notice;
     ui.notice.className = `message ${model.notice?.kind ?? ""}`;
     ui.noticeText.textContent = model.notice?.text ?? "";
 
-    const listed = state === "ready";
+    const listed = model.isListed();
     ui.toolbar.hidden = !listed;
     ui.table.hidden = !listed;
     ui.table.setAttribute("aria-busy", String(!model.loaded));

@@ -59,6 +59,7 @@ export const RUNS_STYLE = `
 .boot progress { flex: 0 0 8rem; margin-left: auto; }
 .banner { background: var(--durably-warning-bg); border-color: var(--durably-warning-border); }
 .banner strong { flex: none; }
+.banner.unresponsive { border-color: var(--durably-failed); }
 .message.error { border-color: var(--durably-failed); color: var(--durably-failed); background: var(--durably-bg); }
 .message button { margin-left: auto; }
 

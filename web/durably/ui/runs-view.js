@@ -151,7 +151,7 @@ export function buildShell(root, css) {
     el("span", { className: "spinner", attrs: { "aria-hidden": "true" } }), bootText, bootProgress);
   const bannerText = el("span");
   const banner = el("div", { className: "banner", part: "banner", attrs: { role: "alert", hidden: "" } },
-    el("strong", { text: "This tab is secondary:" }), bannerText);
+    el("strong", { text: "Jobs run in another tab of this app." }), bannerText);
   const noticeText = el("span");
   const dismiss = el("button", { text: "Dismiss", part: "button", attrs: { type: "button", "data-action": "dismiss" } });
   const notice = el("div", { className: "message", part: "message", attrs: { role: "alert", hidden: "" } }, noticeText, dismiss);
