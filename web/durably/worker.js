@@ -2,9 +2,11 @@
 // own origin, loads the page's job modules, opens SQLite in OPFS and serves requests.
 //
 // Ownership: exactly one tab holds the lock `durably:<database>` and opens the
-// database. Another tab's worker is secondary: it never opens the database, rejects
+// database. Every tab prepares what needs no lock (Python, the wheels, its job modules
+// imported) while it asks for the lock; only the database waits for ownership. Another
+// tab's worker is secondary: a warm standby that never opens the database, rejects
 // every request with NotOwnerError and waits in line for the lock; when it gets it,
-// it boots and becomes the owner. The lock is held until close() or until the page
+// it opens the database and becomes the owner. The lock is held until close() or until the page
 // goes away, and proves every earlier owner is gone, so leased runs are reclaimed
 // at once at start-up. An owner whose boot fails closes what it opened and releases
 // the lock at once, so the next tab in line takes over instead of waiting on a dead owner.
@@ -15,7 +17,7 @@
 // every browser API it uses (locks, boot, ...), so tests drive it without a worker
 // (tests/js). The lines at the bottom wire it to this worker when loaded as one.
 
-import { bootRuntime } from "./pyodide-boot.js";
+import { openRuntime, prepareRuntime } from "./pyodide-boot.js";
 import {
   CONNECT,
   DATABASE_NAME,
@@ -39,7 +41,10 @@ import {
  * @property {{request: Function}} locks  navigator.locks.
  * @property {string} location  The worker's URL: same-origin checks resolve against it.
  * @property {() => string | null} missingCapability  Names what the context lacks, or null.
- * @property {(config: object, runtime: Runtime, io: {emit: Function, post: Function}) => Promise<{jobs: string[], jobErrors: object[]}>} boot
+ * @property {(config: object, io: {emit: Function, post: Function}) => Promise<any>} [prepare]
+ *   The lock-free part of the boot, started at init in every tab (default: nothing).
+ * @property {(config: object, runtime: Runtime, io: {emit: Function, post: Function}, prepared: any) => Promise<{jobs: string[], jobErrors: object[]}>} boot
+ *   The owner's part: opens the database, given what `prepare` resolved to.
  * @property {() => void} endWorker  Ends this worker (self.close()).
  */
 
@@ -62,7 +67,7 @@ function describe(error) {
  * One worker's side of the protocol for one page.
  * @param {HostServices} services
  */
-export function createWorkerHost({ locks, location, missingCapability, boot, endWorker }) {
+export function createWorkerHost({ locks, location, missingCapability, prepare = async () => null, boot, endWorker }) {
   const origin = new URL(location).origin;
   /** @type {MessagePort | null} */
   let port = null;
@@ -77,6 +82,7 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
   let releaseLock = () => {}; // set once, by the one accepted init
   /** Settles once the role is known (or init failed): never rejects. */
   let roleKnown = null;
+  let prepared = null; // Promise of the lock-free part's result, started by init in every tab
   let ready = null; // Promise resolved when the owner is ready (or rejected if boot fails)
   let closing = null; // the one close in progress or done
 
@@ -180,6 +186,10 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     // Leave "new" before the first await, so a second init is refused however fast it comes.
     state = "waiting-for-lock";
     emit(WORKER_EVENTS.BOOT, { phase: "waiting-for-lock" });
+    // Started before the lock is asked for: it opens nothing, so it overlaps the wait
+    // (and, in a secondary, makes it a warm standby). Its failure fails the boot that uses it.
+    prepared = Promise.resolve().then(() => prepare(config, { emit, post }));
+    prepared.catch(() => {});
     roleKnown = requestOwnership().catch((error) => {
       if (state === "waiting-for-lock") state = "failed";
       failure = error;
@@ -228,7 +238,7 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
 
   function startBoot() {
     state = "booting";
-    ready = boot(config, runtime, { emit, post }).then(
+    ready = prepared.then((result) => boot(config, runtime, { emit, post }, result)).then(
       (info) => {
         state = "ready";
         emit(WORKER_EVENTS.BOOT, { phase: "ready" });
@@ -344,7 +354,8 @@ if (typeof WorkerGlobalScope !== "undefined" && globalThis instanceof WorkerGlob
     locks: navigator.locks,
     location: self.location.href,
     missingCapability,
-    boot: bootRuntime,
+    prepare: prepareRuntime,
+    boot: openRuntime,
     endWorker: () => self.close(),
   });
   self.onmessage = (event) => host.connect(event.data, event.ports[0]);
