@@ -244,3 +244,23 @@ test("a secondary closed while it prepares gives up its place in line and opens 
   await tick();
   assert.ok(!second.runtime.log.includes("boot"));
 });
+
+test("a secondary's preparation is silent: its page sees it secondary, not booting, until it takes over", async () => {
+  const locks = new FakeLocks();
+  const emitting = fakeRuntime();
+  const prepare = emitting.prepare;
+  emitting.prepare = async (config, io) => {
+    io.emit("boot", { phase: "loading-python" });
+    return prepare(config, io);
+  };
+  const first = startHost({ locks });
+  const second = startHost({ locks, runtime: emitting });
+  await first.page.init();
+  assert.equal((await second.page.init()).result.role, "secondary");
+  while (!(await second.page.send("ping")).result.prepared) await tick();
+  assert.deepEqual(second.page.events.map((e) => e.phase).filter(Boolean), ["waiting-for-lock"]);
+  await first.page.send("close");
+  while (!second.page.eventTypes().includes("owner")) await tick();
+  const ready = second.page.events.find((e) => e.phase === "ready");
+  assert.ok(ready.timings.lockAcquiredMs >= ready.timings.preparedMs, "the standby was prepared before it got the lock");
+});

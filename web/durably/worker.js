@@ -83,6 +83,9 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
   /** Settles once the role is known (or init failed): never rejects. */
   let roleKnown = null;
   let prepared = null; // Promise of the lock-free part's result, started by init in every tab
+  // ms from init to each boot phase, the lock granted and the lock-free part done,
+  // reported with "ready" (the benchmarks read it).
+  const timings = { initAt: 0, lockAcquiredMs: null, preparedMs: null, phases: {} };
   let ready = null; // Promise resolved when the owner is ready (or rejected if boot fails)
   let closing = null; // the one close in progress or done
 
@@ -126,7 +129,7 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
           reply(id, await init(message.config));
           return;
         case "ping":
-          reply(id, { state, protocol: PROTOCOL_VERSION });
+          reply(id, { state, protocol: PROTOCOL_VERSION, prepared: timings.preparedMs !== null });
           return;
         case "close":
           try {
@@ -188,8 +191,9 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
     emit(WORKER_EVENTS.BOOT, { phase: "waiting-for-lock" });
     // Started before the lock is asked for: it opens nothing, so it overlaps the wait
     // (and, in a secondary, makes it a warm standby). Its failure fails the boot that uses it.
-    prepared = Promise.resolve().then(() => prepare(config, { emit, post }));
-    prepared.catch(() => {});
+    timings.initAt = performance.now();
+    prepared = Promise.resolve().then(() => prepare(config, { emit: emitOnceBooting, post }));
+    prepared.then(() => (timings.preparedMs = performance.now() - timings.initAt), () => {});
     roleKnown = requestOwnership().catch((error) => {
       if (state === "waiting-for-lock") state = "failed";
       failure = error;
@@ -236,12 +240,26 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
     });
   }
 
+  // A tab prepares silently until it owns the lock: a secondary's page shows it as
+  // secondary, not as booting. The latest phase held back is told when it boots.
+  let heldBackPhase = null;
+  function emitOnceBooting(type, fields) {
+    if (type === WORKER_EVENTS.BOOT) timings.phases[fields.phase] = performance.now() - timings.initAt;
+    if (state === "booting") emit(type, fields);
+    else if (type === WORKER_EVENTS.BOOT) heldBackPhase = fields;
+    else emit(type, fields);
+  }
+
   function startBoot() {
     state = "booting";
-    ready = prepared.then((result) => boot(config, runtime, { emit, post }, result)).then(
+    timings.lockAcquiredMs = performance.now() - timings.initAt;
+    if (heldBackPhase && timings.preparedMs === null) emit(WORKER_EVENTS.BOOT, heldBackPhase);
+    ready = prepared.then((result) => boot(config, runtime, { emit: emitOnceBooting, post }, result)).then(
       (info) => {
         state = "ready";
-        emit(WORKER_EVENTS.BOOT, { phase: "ready" });
+        const { lockAcquiredMs, preparedMs, phases } = timings;
+        const readyMs = performance.now() - timings.initAt;
+        emit(WORKER_EVENTS.BOOT, { phase: "ready", timings: { ...phases, lockAcquiredMs, preparedMs, readyMs } });
         return info;
       },
       async (error) => {

@@ -25,7 +25,7 @@ function setStatus(text) {
 
 function record(event) {
   const t = performance.now();
-  events.push({ t, type: event.type, runId: event.runId, stepIndex: event.stepIndex, ts: event.timestamp });
+  events.push({ t, epoch: performance.timeOrigin + t, type: event.type, runId: event.runId, stepIndex: event.stepIndex, ts: event.timestamp });
   if (TERMINAL.has(event.type)) {
     finished.set(event.runId, { t, type: event.type });
     onFinished();
@@ -75,7 +75,10 @@ async function start(config) {
   client = new DurablyClient({
     jobs: ["/demo/jobs.py", "/testing/bench_jobs.py"],
     workerUrl: new URL("./bench-worker.js", import.meta.url),
-    onBoot: (phase) => (boot.phases[phase] = performance.now() - started),
+    onBoot: (phase, event) => {
+      boot.phases[phase] = performance.now() - started;
+      if (phase === "ready") boot.worker = event.timings ?? null; // ms since the worker's init
+    },
     ...config,
   });
   client.on("*", record);
@@ -83,6 +86,11 @@ async function start(config) {
   setStatus("booting…");
   await client.ready;
   boot.readyMs = performance.now() - started;
+  if (client.role === "owner") {
+    const asked = performance.now();
+    await client.countRuns({});
+    boot.firstRequestMs = performance.now() - asked;
+  }
   setStatus(`ready (${client.role})`);
   return { ...boot, role: client.role, jobs: client.jobs, jobErrors: client.jobErrors };
 }
@@ -248,6 +256,9 @@ window.bench = {
   raw: (count, flush = true) => workerCall("bench:raw-write-flush", { count, flush }),
   counters: () => workerCall("bench:counters"),
   boot: () => boot,
+  /** The worker's state; `prepared` says a secondary is a warm standby. */
+  ping: () => client._request("ping", {}),
+  epoch: () => performance.timeOrigin + performance.now(),
   events: (runId) => events.filter((e) => e.runId === runId),
   trigger: (job, input) => client.trigger(job, input),
   getLogs: (runId) => client.getLogs(runId),
