@@ -445,6 +445,24 @@ def takeover(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[st
     }
 
 
+def snapshot_experiment(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[str, Any]:
+    """Pyodide's private memory snapshot, not used by the runtime (docs/adr/0007)."""
+    page = browser.open(context)
+    found = call(page, "(b, n) => b.snapshotExperiment({reps: n})", sizes.takeover_reps)
+
+    def medians(samples: list[dict[str, float]]) -> dict[str, int]:
+        return {key: round(_median([s[key] for s in samples])) for key in samples[0]}
+
+    plain, restored = medians(found["plain"]), medians(found["restored"])
+    return {
+        "snapshotBytes": found["bytes"],
+        "makeMs": {k: round(v) for k, v in found["make"].items()},
+        "plainMs": plain,
+        "restoredMs": restored,
+        "restoredOverPlain": ratio(restored["total"], plain["total"]),
+    }
+
+
 def run_boot(sizes: Sizes, log: Any = print) -> dict[str, Any]:
     """Only the start-up workloads: boot (cold, warm), takeover and resume after reload."""
     results: dict[str, Any] = {}
@@ -462,6 +480,8 @@ def run_boot(sizes: Sizes, log: Any = print) -> dict[str, Any]:
             results["takeover"] = takeover(browser, context, sizes)
             log("resume after reload")
             results["resume"] = resume(browser, context, sizes)
+            log("memory snapshot experiment")
+            results["snapshotExperiment"] = snapshot_experiment(browser, context, sizes)
         finally:
             context.close()
     return results

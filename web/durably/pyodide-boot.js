@@ -41,13 +41,18 @@ import { mountOpfs } from "./opfs-fs.js";
  */
 export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stderr } = {}) {
   const base = vendorBase(vendorUrl);
+  const runtimeUrl = `${base}/pyodide/`;
+  // The manifest and the runtime's modules in parallel: neither needs the other to load.
+  // Loaded at run time from the vendor directory, never bundled (hence @vite-ignore).
+  const loader = import(/* @vite-ignore */ `${runtimeUrl}pyodide.mjs`);
+  const factory = import(/* @vite-ignore */ `${runtimeUrl}pyodide.asm.mjs`);
+  loader.catch(() => {});
+  factory.catch(() => {});
   const manifest = await fetchManifest(`${base}/manifest.json`);
 
   onPhase("loading-python");
-  const runtimeUrl = `${base}/pyodide/`;
-  // Loaded at run time from the vendor directory, never bundled (hence @vite-ignore).
-  const { loadPyodide, version } = await import(/* @vite-ignore */ `${runtimeUrl}pyodide.mjs`);
-  const { default: createPyodideModule } = await import(/* @vite-ignore */ `${runtimeUrl}pyodide.asm.mjs`);
+  const { loadPyodide, version } = await loader;
+  const { default: createPyodideModule } = await factory;
   if (version !== manifest.pyodideVersion) {
     throw new Error(
       `vendored pyodide.mjs is ${version} but manifest.json says ${manifest.pyodideVersion}: ` +

@@ -111,6 +111,29 @@ async function bareBoot(options = {}) {
   }
 }
 
+/** One snapshot-worker.js run ({make} or {snapshot} or plain): its phases. */
+function snapshotRun(message, transfer = []) {
+  const worker = new Worker(new URL("./snapshot-worker.js", import.meta.url), { type: "module" });
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => (data.ok ? resolve(data) : reject(new Error(data.error)));
+    worker.onerror = (event) => reject(new Error(event.message));
+    worker.postMessage(message, transfer);
+  }).finally(() => worker.terminate());
+}
+
+/** The memory snapshot experiment (docs/adr/0007): make one, then alternate a plain
+ * boot and a restored one, each installing the wheels and importing the runtime. */
+async function snapshotExperiment({ reps }) {
+  const made = await snapshotRun({ make: true });
+  const out = { make: made.phases, bytes: made.bytes, failedImports: made.failed, plain: [], restored: [] };
+  for (let i = 0; i < reps; i++) {
+    out.plain.push((await snapshotRun({})).phases);
+    const copy = made.snapshot.slice();
+    out.restored.push((await snapshotRun({ snapshot: copy }, [copy.buffer])).phases);
+  }
+  return out;
+}
+
 /** Our filesystem against mountNativeFS + syncfs, in a worker of its own. */
 async function compareStorage(options) {
   const worker = new Worker(new URL("./bench-nativefs-worker.js", import.meta.url), { type: "module" });
@@ -240,6 +263,7 @@ async function timed(fn, reps) {
 window.bench = {
   start,
   bareBoot,
+  snapshotExperiment,
   compareStorage,
   runBatch,
   countdown,
