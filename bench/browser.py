@@ -163,8 +163,18 @@ def phase_breakdown(booted: dict[str, Any]) -> dict[str, int]:
         "workerReadyMs": round(t["readyMs"]),
         "pageOverheadMs": round(booted["readyMs"] - t["readyMs"]),
         "firstRequestMs": round(booted["firstRequestMs"]) if booted.get("firstRequestMs") else None,
+        "snapshotRestored": t.get("snapshot"),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def wait_for_snapshot(page: Page, timeout_s: float = 120.0) -> bool:
+    """Wait until the runtime has cached its memory snapshot (made after a first boot)."""
+    for _ in range(int(timeout_s * 10)):
+        if call(page, "(b) => b.snapshotCached()"):
+            return True
+        page.wait_for_timeout(100)
+    return False
 
 
 # -- workloads --------------------------------------------------------------------------
@@ -176,6 +186,7 @@ def boot_times(browser: Browser, sizes: Sizes) -> dict[str, Any]:
     try:
         page = browser.open(context)
         cold = start(page, {"database": "boot"})
+        snapshot_made = wait_for_snapshot(page)
         call(page, "(b) => b.close()")
         warm_ready, warm_bare, warm_phases = [], [], []
         for _ in range(sizes.warm_reps):
@@ -196,6 +207,7 @@ def boot_times(browser: Browser, sizes: Sizes) -> dict[str, Any]:
     warm = _median(warm_ready)
     bare = _median(warm_bare)
     return {
+        "snapshotMade": snapshot_made,
         "cold": {
             "readyMs": round(cold["readyMs"]),
             "bareBootMs": round(cold_bare),
@@ -346,6 +358,7 @@ def resume(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[str,
     config = {"database": "resume"}
     page = browser.open(context, config)
     ready(page)
+    wait_for_snapshot(page)  # a reload restores it, as on any later visit
     run = call(
         page,
         "(b, a) => b.trigger('countdown', a)",
@@ -401,6 +414,7 @@ def takeover(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[st
         owner = browser.open(context, config, new=True)
         if ready(owner)["role"] != "owner":
             raise RuntimeError("the first tab did not become the owner")
+        wait_for_snapshot(owner)
         standby = browser.open(context, config, new=True)
         if ready(standby)["role"] != "secondary":
             raise RuntimeError("the second tab did not become secondary")

@@ -32,14 +32,17 @@ import { mountOpfs } from "./opfs-fs.js";
  * @param {string | URL} [options.vendorUrl]  Base URL of `web/vendor` (no trailing slash
  *   needed); relative URLs resolve against the worker's location.  Default: `../vendor`
  *   next to this module.
- * @param {(phase: BootPhase) => void} [options.onPhase]  Told when each phase starts.
+ * @param {(phase: BootPhase, fields: {snapshot?: boolean}) => void} [options.onPhase]  Told
+ *   when each phase starts; "installing-packages" says whether a snapshot was restored.
+ * @param {boolean} [options.snapshot=false]  Restore Python from this version's memory
+ *   snapshot if one is cached, and make one after a boot without it (docs/adr/0007).
  * @param {(line: string) => void} [options.stdout]  Python's stdout (default: console).
  * @param {(line: string) => void} [options.stderr]  Python's stderr (default: console).
- * @returns {Promise<{pyodide: any, manifest: VendorManifest}>}
+ * @returns {Promise<{pyodide: any, manifest: VendorManifest, restored: boolean}>}
  * @throws {Error} when the manifest or a vendored file cannot be loaded; the message
  *   names the URL and, where it helps, the command that fixes it.
  */
-export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stderr } = {}) {
+export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stderr, snapshot: useSnapshot = false } = {}) {
   const base = vendorBase(vendorUrl);
   const runtimeUrl = `${base}/pyodide/`;
   // The manifest and the runtime's modules in parallel: neither needs the other to load.
@@ -49,6 +52,8 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
   loader.catch(() => {});
   factory.catch(() => {});
   const manifest = await fetchManifest(`${base}/manifest.json`);
+  const snapshotKey = useSnapshot && manifest.pyodideVersion === SNAPSHOT_PYODIDE ? `${base}/pyodide-snapshot/${manifest.version}` : null;
+  const snapshot = snapshotKey ? await cachedSnapshot(snapshotKey) : null;
 
   onPhase("loading-python");
   const { loadPyodide, version } = await loader;
@@ -59,7 +64,7 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
         "run `make setup`",
     );
   }
-  const pyodide = await loadPyodide({
+  const options = () => ({
     indexURL: runtimeUrl,
     // Without this a package looked up by name could resolve against the default CDN.
     packageBaseUrl: runtimeUrl,
@@ -67,8 +72,23 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
     ...(stdout ? { stdout } : {}),
     ...(stderr ? { stderr } : {}),
   });
+  let pyodide = null;
+  if (snapshot) {
+    try {
+      pyodide = await loadPyodide({ ...options(), _loadSnapshot: snapshot });
+      // The snapshot froze random's state: every restored tab would draw the same numbers.
+      pyodide.runPython("import random\nrandom.seed()");
+    } catch (error) {
+      // Another build's snapshot, a damaged one, one too large for the heap: boot plainly.
+      console.warn(`durably: the cached Python snapshot could not be restored (${error?.message ?? error}); booting without it`);
+      pyodide = null;
+      await dropSnapshots();
+    }
+  }
+  const restored = pyodide !== null;
+  pyodide ??= await loadPyodide(options());
 
-  onPhase("installing-packages");
+  onPhase("installing-packages", snapshotKey ? { snapshot: restored } : {});
   // One loadPackage call for every vendored wheel: fetched in parallel and unpacked
   // without importing micropip (which costs more than the unpacking itself). URLs, not
   // names, so the lock file and its CDN are never consulted; the wheels were checked
@@ -83,7 +103,53 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
   if (errors.length) {
     throw new Error(`installing the vendored wheels failed: ${errors.join("; ")}`);
   }
-  return { pyodide, manifest };
+  if (snapshotKey && !restored) makeSnapshotLater(runtimeUrl, snapshotKey);
+  return { pyodide, manifest, restored };
+}
+
+// -- the memory snapshot (docs/adr/0007) ------------------------------------------------
+
+// The snapshot options are private Pyodide API: used only with the version they were tested with.
+const SNAPSHOT_PYODIDE = "314.0.7";
+const SNAPSHOT_CACHE = "durably-pyodide-snapshot";
+// Made after the boot, so it never competes with the start-up it speeds up next time.
+const SNAPSHOT_DELAY_MS = 2000;
+
+/** The cached snapshot for this vendor version (the key), or null. */
+async function cachedSnapshot(key) {
+  try {
+    const response = await (await caches.open(SNAPSHOT_CACHE)).match(key);
+    return response ? new Uint8Array(await response.arrayBuffer()) : null;
+  } catch {
+    return null; // no Cache Storage here: boot without a snapshot
+  }
+}
+
+async function dropSnapshots() {
+  try {
+    await caches.delete(SNAPSHOT_CACHE); // also any other version's
+  } catch {
+    // nothing cached, nothing to drop
+  }
+}
+
+/** Make this version's snapshot in a worker of its own, once, a little after the boot. */
+function makeSnapshotLater(runtimeUrl, key) {
+  setTimeout(() => {
+    let maker;
+    try {
+      maker = new Worker(new URL("./snapshot-maker.js", import.meta.url), { type: "module" });
+    } catch {
+      return; // no nested workers: every boot stays plain
+    }
+    maker.onmessage = ({ data }) => {
+      if (!data.ok) console.warn(`durably: making the Python snapshot failed: ${data.error}`);
+      maker.terminate();
+    };
+    maker.onerror = () => maker.terminate();
+    // Older versions' snapshots go first: one snapshot (about 31 MB) per origin.
+    dropSnapshots().then(() => maker.postMessage({ runtimeUrl, cacheName: SNAPSHOT_CACHE, key }));
+  }, SNAPSHOT_DELAY_MS);
 }
 
 /**
@@ -170,7 +236,8 @@ export async function prepareRuntime(config, { emit }) {
   const sources = fetchJobSources(config.jobs ?? []);
   const { pyodide } = await bootPyodide({
     vendorUrl: config.vendorUrl,
-    onPhase: (phase) => emit("boot", { phase }),
+    onPhase: (phase, fields) => emit("boot", { phase, ...fields }),
+    snapshot: config.snapshot !== false,
   });
   emit("boot", { phase: "loading-jobs" });
   const { modules, errors: fetchErrors } = await installJobModules(pyodide, await sources);

@@ -85,7 +85,7 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
   let prepared = null; // Promise of the lock-free part's result, started by init in every tab
   // ms from init to each boot phase, the lock granted and the lock-free part done,
   // reported with "ready" (the benchmarks read it).
-  const timings = { initAt: 0, lockAcquiredMs: null, preparedMs: null, phases: {} };
+  const timings = { initAt: 0, lockAcquiredMs: null, preparedMs: null, phases: {}, details: {} };
   let ready = null; // Promise resolved when the owner is ready (or rejected if boot fails)
   let closing = null; // the one close in progress or done
 
@@ -244,7 +244,11 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
   // secondary, not as booting. The latest phase held back is told when it boots.
   let heldBackPhase = null;
   function emitOnceBooting(type, fields) {
-    if (type === WORKER_EVENTS.BOOT) timings.phases[fields.phase] = performance.now() - timings.initAt;
+    if (type === WORKER_EVENTS.BOOT) {
+      const { phase, ...details } = fields; // e.g. whether a Python snapshot was restored
+      timings.phases[phase] = performance.now() - timings.initAt;
+      Object.assign(timings.details, details);
+    }
     if (state === "booting") emit(type, fields);
     else if (type === WORKER_EVENTS.BOOT) heldBackPhase = fields;
     else emit(type, fields);
@@ -257,9 +261,9 @@ export function createWorkerHost({ locks, location, missingCapability, prepare =
     ready = prepared.then((result) => boot(config, runtime, { emit: emitOnceBooting, post }, result)).then(
       (info) => {
         state = "ready";
-        const { lockAcquiredMs, preparedMs, phases } = timings;
+        const { lockAcquiredMs, preparedMs, phases, details } = timings;
         const readyMs = performance.now() - timings.initAt;
-        emit(WORKER_EVENTS.BOOT, { phase: "ready", timings: { ...phases, lockAcquiredMs, preparedMs, readyMs } });
+        emit(WORKER_EVENTS.BOOT, { phase: "ready", timings: { ...phases, ...details, lockAcquiredMs, preparedMs, readyMs } });
         return info;
       },
       async (error) => {

@@ -283,6 +283,8 @@ window.bench = {
   /** The worker's state; `prepared` says a secondary is a warm standby. */
   ping: () => client._request("ping", {}),
   epoch: () => performance.timeOrigin + performance.now(),
+  /** Whether the runtime has cached its Python memory snapshot (docs/adr/0007). */
+  snapshotCached: async () => (await (await caches.open("durably-pyodide-snapshot")).keys()).length > 0,
   events: (runId) => events.filter((e) => e.runId === runId),
   trigger: (job, input) => client.trigger(job, input),
   getLogs: (runId) => client.getLogs(runId),
