@@ -1,4 +1,4 @@
-"""The Python memory snapshot (docs/adr/0007): made after a first boot, restored by the
+"""The Python memory snapshot (ADR 0007): made after a first boot, restored by the
 next one, which then runs jobs on its OPFS database; a snapshot that cannot be restored
 is dropped and the boot goes on without it."""
 

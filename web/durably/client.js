@@ -14,7 +14,7 @@ import {
 } from "./protocol.js";
 import { TERMINAL_STATUSES } from "./statuses.js";
 
-const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot"];
+const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot", "snapshot"];
 
 function namedError(name, message) {
   return Object.assign(new Error(message), { name });
@@ -86,6 +86,7 @@ export class DurablyClient {
       jobs: jobs.map((job) => (typeof job === "string" ? new URL(job, base).href : { ...job, wheel: new URL(job.wheel, base).href })),
       vendorUrl: new URL(options.vendorUrl ?? "../vendor", options.vendorUrl ? base : import.meta.url).href.replace(/\/$/, ""),
       options: runtimeOptions,
+      snapshot: options.snapshot !== false,
     };
     /** Resolves with this client once the role is known (and, as owner, the runtime is up). */
     this.ready = this._request("init", { config }, options.bootTimeoutMs ?? 120_000).then((info) => {

@@ -35,7 +35,7 @@ import { mountOpfs } from "./opfs-fs.js";
  * @param {(phase: BootPhase, fields: {snapshot?: boolean}) => void} [options.onPhase]  Told
  *   when each phase starts; "installing-packages" says whether a snapshot was restored.
  * @param {boolean} [options.snapshot=false]  Restore Python from this version's memory
- *   snapshot if one is cached, and make one after a boot without it (docs/adr/0007).
+ *   snapshot if one is cached, and make one after a boot without it (ADR 0007).
  * @param {(line: string) => void} [options.stdout]  Python's stdout (default: console).
  * @param {(line: string) => void} [options.stderr]  Python's stderr (default: console).
  * @returns {Promise<{pyodide: any, manifest: VendorManifest, restored: boolean}>}
@@ -107,7 +107,7 @@ export async function bootPyodide({ vendorUrl, onPhase = () => {}, stdout, stder
   return { pyodide, manifest, restored };
 }
 
-// -- the memory snapshot (docs/adr/0007) ------------------------------------------------
+// -- the memory snapshot (ADR 0007) ----------------------------------------------------
 
 // The snapshot options are private Pyodide API: used only with the version they were tested with.
 const SNAPSHOT_PYODIDE = "314.0.7";

@@ -1,5 +1,5 @@
 // Makes the memory snapshot a later boot restores instead of running loadPyodide()'s
-// start-up (docs/adr/0007), in a worker of its own so the runtime keeps serving:
+// start-up (ADR 0007), in a worker of its own so the runtime keeps serving:
 // Pyodide started with the private `_makeSnapshot` option imports the standard-library
 // modules the runtime uses, then makeMemorySnapshot() is stored in Cache Storage under
 // the key the runtime worker gave. Nothing else is imported: no shared library (pydantic_core

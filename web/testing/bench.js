@@ -121,7 +121,7 @@ function snapshotRun(message, transfer = []) {
   }).finally(() => worker.terminate());
 }
 
-/** The memory snapshot experiment (docs/adr/0007): make one, then alternate a plain
+/** The memory snapshot experiment (ADR 0007): make one, then alternate a plain
  * boot and a restored one, each installing the wheels and importing the runtime. */
 async function snapshotExperiment({ reps }) {
   const made = await snapshotRun({ make: true });
@@ -283,7 +283,7 @@ window.bench = {
   /** The worker's state; `prepared` says a secondary is a warm standby. */
   ping: () => client._request("ping", {}),
   epoch: () => performance.timeOrigin + performance.now(),
-  /** Whether the runtime has cached its Python memory snapshot (docs/adr/0007). */
+  /** Whether the runtime has cached its Python memory snapshot (ADR 0007). */
   snapshotCached: async () => (await (await caches.open("durably-pyodide-snapshot")).keys()).length > 0,
   events: (runId) => events.filter((e) => e.runId === runId),
   trigger: (job, input) => client.trigger(job, input),

@@ -1,4 +1,4 @@
-// Memory snapshot experiment (docs/adr/0007): {make: true} boots Pyodide with
+// Memory snapshot experiment (ADR 0007): {make: true} boots Pyodide with
 // _makeSnapshot, imports the standard-library modules the runtime uses and returns
 // makeMemorySnapshot(); {snapshot} restores one with _loadSnapshot. Either way it then
 // installs the vendored wheels and imports the runtime, timing each phase.
