@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--only browser|cpython|postgres] [--out FILE]`: run the benchmarks,
-print one JSON document and write it to bench/results/latest.json (or FILE)."""
+"""`python -m bench [--quick] [--only browser|boot|cpython|postgres] [--out FILE]`: run the
+benchmarks, print one JSON document and write it to bench/results/latest.json (or FILE)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .browser import QUICK, REPO, Sizes, ratio, run_browser
+from .browser import QUICK, REPO, Sizes, ratio, run_boot, run_browser
 from .cpython import run_cpython
 from .postgres import run_postgres
 
@@ -25,7 +25,11 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: checks that it works")
-    parser.add_argument("--only", choices=["browser", "cpython", "postgres"])
+    parser.add_argument(
+        "--only",
+        choices=["browser", "boot", "cpython", "postgres"],
+        help="boot: the start-up figures only",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             tp["maxConcurrentRuns1"]["oneStep"]["runsPerS"],
         )
         report["browser"] = browser
+    if args.only == "boot":
+        report["browser"] = run_boot(sizes, _log)
     if args.only in (None, "cpython"):
         _log("CPython reference")
         report["cpython"] = run_cpython(sizes)

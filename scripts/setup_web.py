@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 NODE_PYODIDE = REPO / "node_modules" / "pyodide"
 REQUIREMENTS = REPO / "requirements" / "pyodide-wheels.txt"
 VENDOR = REPO / "web" / "vendor"
+# The pinned wheels as downloaded (hash-checked); web/vendor serves them repacked with bytecode.
+PINNED_WHEELS = REPO / "build" / "pinned-wheels"
 
 
 def pinned_pyodide_version() -> str:
@@ -49,6 +51,7 @@ def lay_out(vendor: Path) -> dict[str, object]:
             pyodide_version=pinned_pyodide_version(),
             requirements=REQUIREMENTS,
             our_wheel=build_our_wheel(Path(tmp)),
+            pinned_dir=PINNED_WHEELS,
         )
 
 

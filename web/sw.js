@@ -34,6 +34,7 @@ const APP_FILES = [
   "durably/protocol.js",
   "durably/protocol-definition.js",
   "durably/relay.js",
+  "durably/snapshot-maker.js",
   "durably/worker.js",
   "durably/pyodide-boot.js",
   "durably/opfs-fs.js",

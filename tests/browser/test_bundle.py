@@ -38,7 +38,7 @@ def test_bundled_site_runs_resumes_and_works_offline(
     # As in the README, plus local sources of the pinned files so the test needs no network.
     subprocess.run(
         [python, "-m", "durably", "bundle", str(site), "--jobs", str(REPO / "web/demo/jobs.py"),
-         "--pyodide", str(REPO / "node_modules/pyodide"), "--wheels", str(REPO / "web/vendor/wheels")],
+         "--pyodide", str(REPO / "node_modules/pyodide"), "--wheels", str(REPO / "build/pinned-wheels")],
         check=True, cwd=tmp_path,
     )  # fmt: skip
     with http_server(site) as base:

@@ -132,12 +132,21 @@ export class FakeLocks {
 }
 
 /**
- * A boot that acquires a fake OPFS mount and a fake bridge, recording what happens in
- * `log`. `gate` (a promise) holds the boot until it settles; `failWith` fails it after
- * the mount is open; `bridgeCloseError` makes the bridge's close fail.
+ * A boot in two parts, recording what happens in `log`: `prepare` (the lock-free part,
+ * held by `prepareGate`, failed by `prepareFailWith`) and `boot`, which acquires a fake
+ * OPFS mount and a fake bridge. `gate` (a promise) holds the boot until it settles;
+ * `failWith` fails it after the mount is open; `bridgeCloseError` makes the bridge's close fail.
  */
-export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeCloseError = null } = {}) {
-  const boot = async (config, runtime, { post }) => {
+export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeCloseError = null, prepareGate = null, prepareFailWith = null } = {}) {
+  const prepare = async () => {
+    log.push("prepare");
+    if (prepareGate) await prepareGate;
+    if (prepareFailWith) throw prepareFailWith;
+    log.push("prepared");
+    return { jobsImported: true };
+  };
+  const boot = async (config, runtime, { post }, prepared) => {
+    if (!prepared?.jobsImported) throw new Error("boot ran before prepare finished");
     log.push("boot");
     if (gate) await gate;
     runtime.mount = { close: () => log.push("mount:close") };
@@ -158,7 +167,7 @@ export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeClos
     };
     return { jobs: ["countdown"], jobErrors: [] };
   };
-  return { boot, log };
+  return { prepare, boot, log };
 }
 
 /** The page's end of a host's port: send requests, collect responses and events. */
@@ -200,6 +209,7 @@ export function startHost({ locks = new FakeLocks(), runtime = fakeRuntime(), mi
     locks,
     location: WORKER_URL,
     missingCapability: () => missing,
+    prepare: runtime.prepare,
     boot: runtime.boot,
     endWorker: () => (worker.ended = true),
   });
@@ -227,6 +237,7 @@ export function installFakeWorker({ locks = new FakeLocks(), runtime = () => fak
         locks,
         location: WORKER_URL,
         missingCapability: () => null,
+        prepare: this.runtime.prepare,
         boot: this.runtime.boot,
         endWorker: () => (this.terminated = true),
       });

@@ -24,7 +24,7 @@ test("a network state sent before the runtime is ready is applied when it is", a
   await page.send("network", { online: true });
   const init = page.init();
   await page.send("network", { online: false });
-  assert.deepEqual(runtime.log, ["boot"]); // still booting: nothing to tell yet
+  assert.deepEqual(runtime.log, ["prepare", "prepared", "boot"]); // still booting: nothing to tell yet
   open();
   await init;
   assert.deepEqual(runtime.log.filter((line) => line.startsWith("online")), ["online false"]);

@@ -12,7 +12,7 @@ test("the first tab becomes the owner and its requests reach the bridge", async 
   assert.deepEqual(init.result, { role: "owner", jobs: ["countdown"], jobErrors: [] });
   const response = await page.send("trigger", { job: "countdown", input: {} });
   assert.deepEqual(response.result, { type: "trigger" });
-  assert.deepEqual(runtime.log, ["boot", "handle trigger"]);
+  assert.deepEqual(runtime.log, ["prepare", "prepared", "boot", "handle trigger"]);
   assert.deepEqual(page.events.map((e) => e.phase).filter(Boolean), ["waiting-for-lock", "ready"]);
 });
 
@@ -79,7 +79,7 @@ test("close stops the bridge, closes the OPFS mount and releases the lock, in th
   await page.init();
   const response = await page.send("close");
   assert.equal(response.ok, true);
-  assert.deepEqual(locks.log, ["boot", "bridge:close", "bridge:destroy", "mount:close", "lock:release durably:app"]);
+  assert.deepEqual(locks.log, ["prepare", "prepared", "boot", "bridge:close", "bridge:destroy", "mount:close", "lock:release durably:app"]);
   assert.equal(worker.ended, true);
   assert.equal((await page.send("getRuns")).error.name, "DurablyError");
 });
@@ -131,7 +131,7 @@ test("a failing bridge close still closes the OPFS handles before the lock, and 
   assert.equal(response.error.name, "DurablyError");
   assert.match(response.error.message, /database is locked/);
   assert.match(response.error.message, /released/);
-  assert.deepEqual(locks.log, ["boot", "bridge:close", "bridge:destroy", "mount:close", "lock:release durably:app"]);
+  assert.deepEqual(locks.log, ["prepare", "prepared", "boot", "bridge:close", "bridge:destroy", "mount:close", "lock:release durably:app"]);
   assert.equal(worker.ended, true);
 });
 
@@ -160,7 +160,7 @@ test("an owner whose boot fails closes what it opened, releases the lock, and sa
   const response = await page.init();
   assert.equal(response.error.name, "NoModificationAllowedError");
   assert.match(response.error.message, /cannot open durably\/app\.sqlite3.*; this tab released the database lock so another tab can take over/);
-  assert.deepEqual(locks.log, ["boot", "mount:close", "lock:release durably:app"]);
+  assert.deepEqual(locks.log, ["prepare", "prepared", "boot", "mount:close", "lock:release durably:app"]);
   assert.equal(locks.held("durably:app"), false);
   const later = await page.send("getRuns");
   assert.equal(later.error.name, "NoModificationAllowedError");
@@ -179,4 +179,88 @@ test("when a secondary's boot fails after taking over, the next tab in line beco
   const failure = failing.page.events.find((event) => event.type === "worker:error");
   assert.match(failure.error, /job module config is broken; this tab released the database lock/);
   assert.deepEqual((await third.page.send("getRuns")).result, { type: "getRuns" });
+});
+
+// -- the lock-free part: a warm standby ----------------------------------------------------
+
+test("a secondary prepares while it waits for the lock but opens the database only once it owns it", async () => {
+  const locks = new FakeLocks();
+  const first = startHost({ locks });
+  const second = startHost({ locks, runtime: fakeRuntime() });
+  assert.equal((await first.page.init()).result.role, "owner");
+  assert.equal((await second.page.init()).result.role, "secondary");
+  while (!second.runtime.log.includes("prepared")) await tick();
+  for (let i = 0; i < 5; i++) await tick();
+  assert.deepEqual(second.runtime.log, ["prepare", "prepared"]); // warm, and no database opened
+  await first.page.send("close");
+  while (!second.page.eventTypes().includes("owner")) await tick();
+  assert.deepEqual(second.runtime.log, ["prepare", "prepared", "boot"]);
+});
+
+test("a tab prepares before it is granted the lock, in parallel with the wait", async () => {
+  const locks = new FakeLocks();
+  let granted = false;
+  const request = locks.request.bind(locks);
+  locks.request = (name, options, callback) => {
+    if (typeof options === "function") [callback, options] = [options, {}];
+    return request(name, options, (lock) => {
+      granted ||= lock !== null;
+      return callback(lock);
+    });
+  };
+  let open;
+  const runtime = fakeRuntime({ prepareGate: new Promise((resolve) => (open = resolve)) });
+  const { page } = startHost({ locks, runtime });
+  const init = page.init();
+  while (!runtime.log.includes("prepare")) await tick();
+  assert.equal(granted, false, "prepare started before the lock was granted");
+  open();
+  assert.equal((await init).result.role, "owner");
+});
+
+test("an owner whose preparation fails releases the lock without opening anything", async () => {
+  const locks = new FakeLocks();
+  const runtime = fakeRuntime({ log: locks.log, prepareFailWith: new Error("pydantic failed to import") });
+  const { page } = startHost({ locks, runtime });
+  const response = await page.init();
+  assert.match(response.error.message, /pydantic failed to import; this tab released the database lock/);
+  assert.deepEqual(locks.log, ["prepare", "lock:release durably:app"]);
+  assert.equal(locks.held("durably:app"), false);
+});
+
+test("a secondary closed while it prepares gives up its place in line and opens nothing", async () => {
+  const locks = new FakeLocks();
+  const first = startHost({ locks });
+  let open;
+  const second = startHost({ locks, runtime: fakeRuntime({ prepareGate: new Promise((resolve) => (open = resolve)) }) });
+  const third = startHost({ locks });
+  await first.page.init();
+  assert.equal((await second.page.init()).result.role, "secondary");
+  assert.equal((await third.page.init()).result.role, "secondary");
+  assert.equal((await second.page.send("close")).ok, true);
+  await first.page.send("close");
+  while (!third.page.eventTypes().includes("owner")) await tick();
+  open();
+  await tick();
+  assert.ok(!second.runtime.log.includes("boot"));
+});
+
+test("a secondary's preparation is silent: its page sees it secondary, not booting, until it takes over", async () => {
+  const locks = new FakeLocks();
+  const emitting = fakeRuntime();
+  const prepare = emitting.prepare;
+  emitting.prepare = async (config, io) => {
+    io.emit("boot", { phase: "loading-python" });
+    return prepare(config, io);
+  };
+  const first = startHost({ locks });
+  const second = startHost({ locks, runtime: emitting });
+  await first.page.init();
+  assert.equal((await second.page.init()).result.role, "secondary");
+  while (!(await second.page.send("ping")).result.prepared) await tick();
+  assert.deepEqual(second.page.events.map((e) => e.phase).filter(Boolean), ["waiting-for-lock"]);
+  await first.page.send("close");
+  while (!second.page.eventTypes().includes("owner")) await tick();
+  const ready = second.page.events.find((e) => e.phase === "ready");
+  assert.ok(ready.timings.lockAcquiredMs >= ready.timings.preparedMs, "the standby was prepared before it got the lock");
 });

@@ -14,7 +14,13 @@ import pytest
 from pydantic import BaseModel
 
 from durably import Step, create_durably, define_job
-from durably.browser.bridge import HANDLERS, Bridge, _runtime_options, open_bridge
+from durably.browser.bridge import (
+    HANDLERS,
+    Bridge,
+    _runtime_options,
+    open_bridge,
+    prepare_runtime,
+)
 
 
 class CountInput(BaseModel):
@@ -215,6 +221,32 @@ async def test_open_bridge_loads_job_modules_and_reports_broken_ones(tmp_path: P
         done = await ask(bridge, page, {"id": 1, "type": "triggerAndWait", "job": "hello",
                                         "input": "ada", "timeout": 5000})  # fmt: skip
         assert done["result"]["output"] == "hello ada"
+    finally:
+        await bridge.close()
+
+
+async def test_prepared_job_modules_open_without_loading_them_again(tmp_path: Path) -> None:
+    """A waiting tab imports its job modules before it owns the database (prepare_runtime,
+    which opens nothing); open_bridge then uses them instead of importing them again."""
+    jobs = tmp_path / "standby_jobs.py"
+    jobs.write_text(
+        "from durably import define_job\n"
+        "IMPORTS = globals().get('IMPORTS', 0) + 1\n"
+        "@define_job(name='standby')\n"
+        "async def standby(step, input):\n"
+        "    return await step.run('one', lambda: 1)\n"
+    )
+    modules = [{"source": "/app/standby_jobs.py", "module": "standby_jobs", "path": str(jobs)}]
+    database = tmp_path / "app.sqlite3"
+    prepared = prepare_runtime(json.dumps({"jobModules": modules}))
+    assert [job.name for job in prepared.jobs] == ["standby"]
+    assert not database.exists()
+    jobs.write_text("raise RuntimeError('imported twice')\n")
+    config = {"databasePath": str(database), "jobModules": modules}
+    bridge = await open_bridge(json.dumps(config), Page().post, prepared)
+    try:
+        assert json.loads(bridge.info_json())["jobs"] == ["standby"]
+        assert json.loads(bridge.info_json())["jobErrors"] == []
     finally:
         await bridge.close()
 

@@ -56,6 +56,8 @@ export interface DurablyOptions {
   requestTimeoutMs?: number;
   /** Timeout for start-up in ms (default 120000). */
   bootTimeoutMs?: number;
+  /** Restore Python from a memory snapshot cached after an earlier visit (default true). */
+  snapshot?: boolean;
   /** Called as start-up progresses. */
   onBoot?: (phase: BootPhase, event: DurablyEvent) => void;
 }

@@ -19,7 +19,7 @@ import {
 import { Relay, relayChannelName } from "./relay.js";
 import { TERMINAL_STATUSES } from "./statuses.js";
 
-const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot", "relay", "BroadcastChannel"];
+const CLIENT_OPTIONS = ["database", "jobs", "workerUrl", "vendorUrl", "synchronous", "requestTimeoutMs", "bootTimeoutMs", "onBoot", "relay", "BroadcastChannel", "snapshot"];
 
 function namedError(name, message) {
   return Object.assign(new Error(message), { name });
@@ -110,6 +110,7 @@ export class DurablyClient {
       jobs: jobs.map((job) => (typeof job === "string" ? new URL(job, base).href : { ...job, wheel: new URL(job.wheel, base).href })),
       vendorUrl: new URL(options.vendorUrl ?? "../vendor", options.vendorUrl ? base : import.meta.url).href.replace(/\/$/, ""),
       options: runtimeOptions,
+      snapshot: options.snapshot !== false,
     };
     /** Resolves with this client once the role is known (and, as owner, the runtime is up). */
     this.ready = this._request("init", { config }, options.bootTimeoutMs ?? 120_000).then((info) => {

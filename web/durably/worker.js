@@ -2,9 +2,11 @@
 // own origin, loads the page's job modules, opens SQLite in OPFS and serves requests.
 //
 // Ownership: exactly one tab holds the lock `durably:<database>` and opens the
-// database. Another tab's worker is secondary: it never opens the database, rejects
+// database. Every tab prepares what needs no lock (Python, the wheels, its job modules
+// imported) while it asks for the lock; only the database waits for ownership. Another
+// tab's worker is secondary: a warm standby that never opens the database, rejects
 // every request with NotOwnerError and waits in line for the lock; when it gets it,
-// it boots and becomes the owner. The lock is held until close() or until the page
+// it opens the database and becomes the owner. The lock is held until close() or until the page
 // goes away, and proves every earlier owner is gone, so leased runs are reclaimed
 // at once at start-up. An owner whose boot fails closes what it opened and releases
 // the lock at once, so the next tab in line takes over instead of waiting on a dead owner.
@@ -15,7 +17,7 @@
 // every browser API it uses (locks, boot, ...), so tests drive it without a worker
 // (tests/js). The lines at the bottom wire it to this worker when loaded as one.
 
-import { bootRuntime } from "./pyodide-boot.js";
+import { openRuntime, prepareRuntime } from "./pyodide-boot.js";
 import {
   CONNECT,
   DATABASE_NAME,
@@ -40,7 +42,10 @@ import {
  * @property {{request: Function}} locks  navigator.locks.
  * @property {string} location  The worker's URL: same-origin checks resolve against it.
  * @property {() => string | null} missingCapability  Names what the context lacks, or null.
- * @property {(config: object, runtime: Runtime, io: {emit: Function, post: Function}) => Promise<{jobs: string[], jobErrors: object[]}>} boot
+ * @property {(config: object, io: {emit: Function, post: Function}) => Promise<any>} [prepare]
+ *   The lock-free part of the boot, started at init in every tab (default: nothing).
+ * @property {(config: object, runtime: Runtime, io: {emit: Function, post: Function}, prepared: any) => Promise<{jobs: string[], jobErrors: object[]}>} boot
+ *   The owner's part: opens the database, given what `prepare` resolved to.
  * @property {() => void} endWorker  Ends this worker (self.close()).
  */
 
@@ -63,7 +68,7 @@ function describe(error) {
  * One worker's side of the protocol for one page.
  * @param {HostServices} services
  */
-export function createWorkerHost({ locks, location, missingCapability, boot, endWorker }) {
+export function createWorkerHost({ locks, location, missingCapability, prepare = async () => null, boot, endWorker }) {
   const origin = new URL(location).origin;
   /** @type {MessagePort | null} */
   let port = null;
@@ -78,6 +83,10 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
   let releaseLock = () => {}; // set once, by the one accepted init
   /** Settles once the role is known (or init failed): never rejects. */
   let roleKnown = null;
+  let prepared = null; // Promise of the lock-free part's result, started by init in every tab
+  // ms from init to each boot phase, the lock granted and the lock-free part done,
+  // reported with "ready" (the benchmarks read it).
+  const timings = { initAt: 0, lockAcquiredMs: null, preparedMs: null, phases: {}, details: {} };
   let ready = null; // Promise resolved when the owner is ready (or rejected if boot fails)
   let closing = null; // the one close in progress or done
   // The page's latest network state (a "network" request), or null if it sent none; the
@@ -124,7 +133,7 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
           reply(id, await init(message.config));
           return;
         case "ping":
-          reply(id, { state, protocol: PROTOCOL_VERSION });
+          reply(id, { state, protocol: PROTOCOL_VERSION, prepared: timings.preparedMs !== null });
           return;
         case "close":
           try {
@@ -202,6 +211,11 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     // Leave "new" before the first await, so a second init is refused however fast it comes.
     state = "waiting-for-lock";
     emit(WORKER_EVENTS.BOOT, { phase: "waiting-for-lock" });
+    // Started before the lock is asked for: it opens nothing, so it overlaps the wait
+    // (and, in a secondary, makes it a warm standby). Its failure fails the boot that uses it.
+    timings.initAt = performance.now();
+    prepared = Promise.resolve().then(() => prepare(config, { emit: emitOnceBooting, post }));
+    prepared.then(() => (timings.preparedMs = performance.now() - timings.initAt), () => {});
     roleKnown = requestOwnership().catch((error) => {
       if (state === "waiting-for-lock") state = "failed";
       failure = error;
@@ -248,13 +262,31 @@ export function createWorkerHost({ locks, location, missingCapability, boot, end
     });
   }
 
+  // A tab prepares silently until it owns the lock: a secondary's page shows it as
+  // secondary, not as booting. The latest phase held back is told when it boots.
+  let heldBackPhase = null;
+  function emitOnceBooting(type, fields) {
+    if (type === WORKER_EVENTS.BOOT) {
+      const { phase, ...details } = fields; // e.g. whether a Python snapshot was restored
+      timings.phases[phase] = performance.now() - timings.initAt;
+      Object.assign(timings.details, details);
+    }
+    if (state === "booting") emit(type, fields);
+    else if (type === WORKER_EVENTS.BOOT) heldBackPhase = fields;
+    else emit(type, fields);
+  }
+
   function startBoot() {
     state = "booting";
-    ready = boot(config, runtime, { emit, post }).then(
+    timings.lockAcquiredMs = performance.now() - timings.initAt;
+    if (heldBackPhase && timings.preparedMs === null) emit(WORKER_EVENTS.BOOT, heldBackPhase);
+    ready = prepared.then((result) => boot(config, runtime, { emit: emitOnceBooting, post }, result)).then(
       (info) => {
         state = "ready";
         if (pageOnline !== null) runtime.bridge?.set_online?.(pageOnline);
-        emit(WORKER_EVENTS.BOOT, { phase: "ready" });
+        const { lockAcquiredMs, preparedMs, phases, details } = timings;
+        const readyMs = performance.now() - timings.initAt;
+        emit(WORKER_EVENTS.BOOT, { phase: "ready", timings: { ...phases, ...details, lockAcquiredMs, preparedMs, readyMs } });
         return info;
       },
       async (error) => {
@@ -423,7 +455,8 @@ if (typeof WorkerGlobalScope !== "undefined" && globalThis instanceof WorkerGlob
     locks: navigator.locks,
     location: self.location.href,
     missingCapability,
-    boot: bootRuntime,
+    prepare: prepareRuntime,
+    boot: openRuntime,
     endWorker: () => self.close(),
   });
   self.onmessage = (event) => host.connect(event.data, event.ports[0]);

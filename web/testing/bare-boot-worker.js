@@ -13,7 +13,9 @@ self.onmessage = async ({ data }) => {
     phases.loadPyodide = performance.now() - started;
     if (data?.install) {
       const manifest = await (await fetch(new URL("../vendor/manifest.json", self.location.href))).json();
-      const wheel = (name) => new URL(`../vendor/wheels/${name}`, self.location.href).href;
+      // {wheelsDir}: another directory of the same wheels (e.g. without bytecode), to compare.
+      const wheelsDir = data.wheelsDir ?? "../vendor/wheels/";
+      const wheel = (name) => new URL(`${wheelsDir}${name}`, self.location.href).href;
       const wheels = manifest.wheels.map(wheel);
       let mark = performance.now();
       if (data.install === "micropip") {

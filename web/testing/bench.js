@@ -25,7 +25,7 @@ function setStatus(text) {
 
 function record(event) {
   const t = performance.now();
-  events.push({ t, type: event.type, runId: event.runId, stepIndex: event.stepIndex, ts: event.timestamp });
+  events.push({ t, epoch: performance.timeOrigin + t, type: event.type, runId: event.runId, stepIndex: event.stepIndex, ts: event.timestamp });
   if (TERMINAL.has(event.type)) {
     finished.set(event.runId, { t, type: event.type });
     onFinished();
@@ -75,7 +75,10 @@ async function start(config) {
   client = new DurablyClient({
     jobs: ["/demo/jobs.py", "/testing/bench_jobs.py"],
     workerUrl: new URL("./bench-worker.js", import.meta.url),
-    onBoot: (phase) => (boot.phases[phase] = performance.now() - started),
+    onBoot: (phase, event) => {
+      boot.phases[phase] = performance.now() - started;
+      if (phase === "ready") boot.worker = event.timings ?? null; // ms since the worker's init
+    },
     ...config,
   });
   client.on("*", record);
@@ -83,6 +86,11 @@ async function start(config) {
   setStatus("booting…");
   await client.ready;
   boot.readyMs = performance.now() - started;
+  if (client.role === "owner") {
+    const asked = performance.now();
+    await client.countRuns({});
+    boot.firstRequestMs = performance.now() - asked;
+  }
   setStatus(`ready (${client.role})`);
   return { ...boot, role: client.role, jobs: client.jobs, jobErrors: client.jobErrors };
 }
@@ -101,6 +109,29 @@ async function bareBoot(options = {}) {
   } finally {
     worker.terminate();
   }
+}
+
+/** One snapshot-worker.js run ({make} or {snapshot} or plain): its phases. */
+function snapshotRun(message, transfer = []) {
+  const worker = new Worker(new URL("./snapshot-worker.js", import.meta.url), { type: "module" });
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => (data.ok ? resolve(data) : reject(new Error(data.error)));
+    worker.onerror = (event) => reject(new Error(event.message));
+    worker.postMessage(message, transfer);
+  }).finally(() => worker.terminate());
+}
+
+/** The memory snapshot experiment (ADR 0007): make one, then alternate a plain
+ * boot and a restored one, each installing the wheels and importing the runtime. */
+async function snapshotExperiment({ reps }) {
+  const made = await snapshotRun({ make: true });
+  const out = { make: made.phases, bytes: made.bytes, failedImports: made.failed, plain: [], restored: [] };
+  for (let i = 0; i < reps; i++) {
+    out.plain.push((await snapshotRun({})).phases);
+    const copy = made.snapshot.slice();
+    out.restored.push((await snapshotRun({ snapshot: copy }, [copy.buffer])).phases);
+  }
+  return out;
 }
 
 /** Our filesystem against mountNativeFS + syncfs, in a worker of its own. */
@@ -232,6 +263,7 @@ async function timed(fn, reps) {
 window.bench = {
   start,
   bareBoot,
+  snapshotExperiment,
   compareStorage,
   runBatch,
   countdown,
@@ -248,6 +280,11 @@ window.bench = {
   raw: (count, flush = true) => workerCall("bench:raw-write-flush", { count, flush }),
   counters: () => workerCall("bench:counters"),
   boot: () => boot,
+  /** The worker's state; `prepared` says a secondary is a warm standby. */
+  ping: () => client._request("ping", {}),
+  epoch: () => performance.timeOrigin + performance.now(),
+  /** Whether the runtime has cached its Python memory snapshot (ADR 0007). */
+  snapshotCached: async () => (await (await caches.open("durably-pyodide-snapshot")).keys()).length > 0,
   events: (runId) => events.filter((e) => e.runId === runId),
   trigger: (job, input) => client.trigger(job, input),
   getLogs: (runId) => client.getLogs(runId),

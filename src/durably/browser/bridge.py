@@ -19,6 +19,7 @@ from .. import Durably, Limits, create_durably
 from ..durations import parse_duration_ms
 from ..errors import DurablyError, ProtocolError, ValidationError
 from ..events import Event
+from ..jobs import JobDefinition
 from ..models import Run
 from ..store import SqliteStore
 from ..store.sqlite import Synchronous
@@ -427,19 +428,51 @@ def _synchronous(value: Any) -> Synchronous:
     raise invalid("synchronous", " or ".join(map(repr, _SYNCHRONOUS)), value)
 
 
-async def open_bridge(config_json: str, post: Post) -> Bridge:
-    """Load the job modules, open the database as its sole owner and start the runtime.
+class PreparedRuntime:
+    """What a tab can load before it owns the database: the job modules, imported.
 
-    `config_json`: ``{"databasePath", "synchronous", "owner", "options": {...},
-    "jobModules": [{"source", "module", "path"}]}``. Returns the bridge; its
-    `info` says which jobs registered and which modules failed.
+    Made by `prepare_runtime` while the tab waits for the database's Web Lock, so a
+    secondary tab is a warm standby: when the owner goes, only `open_bridge` is left.
     """
-    config = json.loads(config_json)
-    modules = [
+
+    def __init__(
+        self, jobs: list[JobDefinition[Any, Any]], job_errors: list[dict[str, str]]
+    ) -> None:
+        self.jobs = jobs
+        self.job_errors = job_errors
+
+
+def _job_module_specs(config: Mapping[str, Any]) -> list[JobModule]:
+    return [
         JobModule(source=m["source"], module=m["module"], path=m.get("path"))
         for m in config.get("jobModules", [])
     ]
-    jobs, job_errors = load_job_modules(modules)
+
+
+def prepare_runtime(config_json: str) -> PreparedRuntime:
+    """Import the job modules named in `config_json` (``{"jobModules": [...]}``).
+
+    Touches no database, so any tab may call it before it holds the lock; importing this
+    module has already imported pydantic and durably.
+    """
+    jobs, job_errors = load_job_modules(_job_module_specs(json.loads(config_json)))
+    return PreparedRuntime(jobs, job_errors)
+
+
+async def open_bridge(
+    config_json: str, post: Post, prepared: PreparedRuntime | None = None
+) -> Bridge:
+    """Open the database as its sole owner and start the runtime.
+
+    `config_json`: ``{"databasePath", "synchronous", "owner", "options": {...},
+    "jobModules": [{"source", "module", "path"}]}``; `jobModules` is loaded here unless
+    `prepared` (from `prepare_runtime`) already holds them. Returns the bridge; its
+    `info` says which jobs registered and which modules failed.
+    """
+    config = json.loads(config_json)
+    if prepared is None:
+        prepared = PreparedRuntime(*load_job_modules(_job_module_specs(config)))
+    jobs, job_errors = prepared.jobs, prepared.job_errors
     # Checked before anything is opened: a wrong option fails the boot at once.
     synchronous = _synchronous(config.get("synchronous") or "FULL")
     options = _runtime_options({} if config.get("options") is None else config["options"])

@@ -4,6 +4,10 @@ One implementation serves every way the runtime is shipped: ``make setup`` (``we
 ``make dist`` (the npm package's wheels) and ``python -m durably bundle`` (a static site).
 Invariant: a wheel lands in a vendor directory only after its sha256 matched a pin (or it is
 our own wheel), and ``manifest.json`` is written last, naming exactly the files present.
+With bytecode (``make setup``), the pinned wheels are kept as downloaded in a separate
+directory, checked there, and only then repacked with precompiled ``.pyc`` files into the
+vendor directory (``durably.bundle.bytecode``); the manifest records, for each served wheel,
+its own sha256 and that of the pinned wheel it was made from.
 
 Layout::
 
@@ -23,6 +27,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from durably.bundle.bytecode import compile_wheels
 from durably.errors import DurablyError
 
 # The runtime files loadPyodide() fetches; the npm package ships no package wheels.
@@ -198,7 +203,12 @@ def content_version(root: Path, skip: Iterable[Path] = ()) -> str:
 
 
 def write_manifest(
-    vendor: Path, pyodide_version: str, pins: Pins, pinned: dict[str, Path], ours: Path
+    vendor: Path,
+    pyodide_version: str,
+    pins: Pins,
+    pinned: dict[str, Path],
+    ours: Path,
+    bytecode: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, object]:
     """Write ``vendor/manifest.json`` (install order: the requirements', ours last)."""
     pinned = dict(pinned)
@@ -217,6 +227,8 @@ def write_manifest(
         "wheels": wheels,
         "version": content_version(vendor, skip=[manifest_path]),
     }
+    if bytecode is not None:
+        manifest["bytecode"] = bytecode
     text = json.dumps(manifest, indent=2) + "\n"
     if not manifest_path.is_file() or manifest_path.read_text() != text:
         manifest_path.write_text(text)
@@ -232,11 +244,33 @@ def lay_out_vendor(
     requirements: Path,
     our_wheel: Path,
     wheel_seeds: Iterable[Path] = (),
+    pinned_dir: Path | None = None,
 ) -> dict[str, object]:
-    """Fill ``vendor`` with everything the worker loads; return the manifest written."""
+    """Fill ``vendor`` with everything the worker loads; return the manifest written.
+
+    With ``pinned_dir``, the pinned wheels are kept (and checked) there and the vendor
+    directory serves them, and ours, repacked with bytecode compiled by the Pyodide in
+    ``pyodide_source``; without it, the wheels are served as downloaded.
+    """
     check_pyodide_dir(pyodide_source, pyodide_version)
     pins = read_requirements(requirements)
     lay_out_pyodide(pyodide_source, vendor)
-    pinned = fetch_pinned_wheels(pins, requirements, vendor / "wheels", wheel_seeds)
-    ours = place_our_wheel(our_wheel, vendor / "wheels")
-    return write_manifest(vendor, pyodide_version, pins, pinned, ours)
+    wheels_dir = vendor / "wheels"
+    if pinned_dir is None:
+        pinned = fetch_pinned_wheels(pins, requirements, wheels_dir, wheel_seeds)
+        ours = place_our_wheel(our_wheel, wheels_dir)
+        return write_manifest(vendor, pyodide_version, pins, pinned, ours)
+    # Earlier layouts served the pinned wheels as downloaded: reuse those that still match.
+    pinned = fetch_pinned_wheels(pins, requirements, pinned_dir, [*wheel_seeds, wheels_dir])
+    ours = place_our_wheel(our_wheel, pinned_dir)
+    sources = [*pinned.values(), ours]
+    served = compile_wheels(sources, wheels_dir, pyodide_source)
+    print(f"bytecode: {len(served)} wheels repacked with .pyc compiled by Pyodide")
+    record = {
+        target.name: {"pinnedSha256": sha256_of(source), "sha256": sha256_of(target)}
+        for source, target in zip(sources, served, strict=True)
+    }
+    by_name = {wheel_name(path): wheels_dir / path.name for path in pinned.values()}
+    return write_manifest(
+        vendor, pyodide_version, pins, by_name, wheels_dir / ours.name, bytecode=record
+    )
