@@ -3,7 +3,7 @@
 Default isolation (READ COMMITTED), no SERIALIZABLE retries. Each statement sees what
 was committed when it started; row locks (`FOR UPDATE`, `SKIP LOCKED`) and one
 transaction-scoped advisory lock per concurrency key supply the rest. The argument for
-each step sits next to its SQL; docs/adr/0007-postgres-claim.md tells the whole story.
+each step sits next to its SQL; docs/adr/0008-postgres-claim.md tells the whole story.
 """
 
 from __future__ import annotations
