@@ -12,7 +12,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from types import CodeType, FunctionType
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 from .encoding import from_json, to_json
 from .errors import (
@@ -22,10 +22,9 @@ from .errors import (
     StepNameError,
     StrayCancellationError,
 )
-from .models import LogLevel, Progress, StepKind, StepRecord
+from .models import LogLevel, Progress, StepRecord
 from .retries import RetryPolicy, bounded, retry_or_give_up, wait_again
-from .store import Wait
-from .waits import StepWaits, ms
+from .waits import StepWaits, WaitControl, ms
 
 #: Progress is written to the database at most this often (every call still emits an event).
 #: Progress reported in between is stored with the next step's commit, or by a timer once
@@ -72,48 +71,19 @@ class CancellationSignal:
             callback(reason)
 
 
-class RunControl(Protocol):
-    """What a `Step` calls on the execution of its run (`execution.RunExecution`). A
-    write the lease fence rejects fires the signal and raises RunCancelledError or
-    LeaseLostError, which a step lets through."""
+class RunControl(WaitControl, Protocol):
+    """What a `Step` calls on the execution of its run (`execution.RunExecution`): what
+    waits call (`waits.WaitControl`) and the rest below. A write the lease fence rejects
+    fires the signal and raises RunCancelledError or LeaseLostError, which a step lets
+    through."""
 
-    @property
-    def run_id(self) -> str: ...
     @property
     def signal(self) -> CancellationSignal: ...
     @property
     def finished(self) -> bool: ...
-    @property
-    def online(self) -> bool: ...
-    def now_ms(self) -> int: ...
     def raise_if_stopped(self) -> None: ...
     def stop_if_signalled(self) -> None: ...
     def begin_step(self, name: str, index: int, started_at: int) -> None: ...
-    async def fail_step(
-        self,
-        name: str,
-        index: int,
-        started_at: int,
-        exc: Exception,
-        kind: StepKind = "step",
-        attempts: int = 1,
-    ) -> None: ...
-    def complete_step(
-        self,
-        name: str,
-        index: int,
-        output_json: str,
-        started_at: int,
-        completed_at: int,
-        progress_json: str | None,
-        kind: StepKind = "step",
-        attempts: int = 1,
-    ) -> Any: ...
-    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
-        """Store `wait` and end the execution (raises RunSuspended); `retry` (attempt,
-        error, next delay ms) announces the failed attempt of a retried step first."""
-
-    def deliver_event(self, name: str, index: int, started_at: int) -> str | None: ...
     def store_progress(self, progress_json: str, now: int) -> None: ...
     def announce_progress(self, progress: Progress) -> None: ...
     def write_log(

@@ -22,7 +22,7 @@ from .store import Lease, Store, Wait
 
 
 class WaitControl(Protocol):
-    """What waits call on the execution of their run (part of `step.RunControl`)."""
+    """What waits call on the execution of their run (`step.RunControl` extends it)."""
 
     @property
     def run_id(self) -> str: ...
@@ -49,7 +49,10 @@ class WaitControl(Protocol):
         kind: StepKind = "step",
         attempts: int = 1,
     ) -> None: ...
-    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn: ...
+    def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
+        """Store `wait` and end the execution (raises RunSuspended); `retry` (attempt,
+        error, next delay ms) announces the failed attempt of a retried step first."""
+
     def deliver_event(self, name: str, index: int, started_at: int) -> str | None: ...
 
 
