@@ -104,6 +104,12 @@ class StorageError(DurablyError):
     """The database could not be read or written."""
 
 
+class StorageUnavailableError(StorageError):
+    """The database could not be reached (a lost connection, a server restarting); the
+    same operation may succeed later. A run that meets it is not failed: its execution
+    stops, the run stays leased, and it resumes after its lease runs out."""
+
+
 class SchemaVersionError(StorageError):
     """The database was written by a newer release of durably; it was left unchanged."""
 

@@ -20,6 +20,7 @@ from .errors import (
     RunCancelledError,
     StalledRunError,
     StorageError,
+    StorageUnavailableError,
     StrayCancellationError,
     describe_error,
 )
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
     from .jobs import JobDefinition
 
 #: "waiting": the run suspended on a wait (stored, lease released); it resumes by replay.
-Outcome = Literal["completed", "failed", "cancelled", "lease-lost", "waiting"]
+#: "abandoned": the database went out of reach; the run stays leased and is reclaimed.
+Outcome = Literal["completed", "failed", "cancelled", "lease-lost", "waiting", "abandoned"]
 
 
 class RunExecution:
@@ -340,6 +342,8 @@ class RunExecution:
             return self._stopped()
         except RunSuspended:
             return "waiting"  # stored by `suspend`; claimed again when the wait is over
+        except StorageUnavailableError as exc:
+            return self._abandon(exc)
         except Exception as exc:
             return self._fail(exc)
         except asyncio.CancelledError as exc:
@@ -395,6 +399,14 @@ class RunExecution:
         self.cancel_steps_in_flight()
         self.emit(RunFailEvent, error=error, failed_step=self._failed_step)
         return "failed"
+
+    def _abandon(self, exc: StorageUnavailableError) -> Outcome:
+        """The database went out of reach: a failure could not be recorded reliably, and
+        the job did nothing wrong. Stop here and leave the run leased; once its lease runs
+        out, a worker reclaims it and it resumes from its last completed step."""
+        self.cancel_steps_in_flight()
+        self.report_error(exc, "run execution: the database is out of reach; the run resumes")
+        return "abandoned"
 
     def _stopped(self) -> Outcome:
         """The outcome of an execution stopped by a cancel or a lost lease, announced in

@@ -227,7 +227,7 @@ export type DurablyErrorName =
   | "DurablyError" | "NotFoundError" | "ValidationError" | "ConflictError"
   | "RunCancelledError" | "LeaseLostError" | "StalledRunError" | "StepTimeoutError"
   | "StrayCancellationError" | "SerializationError" | "StepNameError" | "RunFailedError"
-  | "WaitTimeoutError" | "NotOwnerError" | "StorageError" | "SchemaVersionError"
+  | "WaitTimeoutError" | "NotOwnerError" | "StorageError" | "StorageUnavailableError" | "SchemaVersionError"
   | "ProtocolError" | "JobModuleError"
   | "WorkerError" | "TimeoutError" | "UnsupportedError";
 

@@ -147,6 +147,7 @@ export const ERROR_NAMES = deepFreeze([
   "WaitTimeoutError",
   "NotOwnerError",
   "StorageError",
+  "StorageUnavailableError",
   "SchemaVersionError",
   "ProtocolError",
   "JobModuleError",

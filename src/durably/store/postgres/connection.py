@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ...errors import StorageError
+from ...errors import StorageError, StorageUnavailableError
 from ..base import Lease
 from ..sql import lease_guard
 
@@ -53,9 +53,11 @@ class PostgresConnection:
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StorageError(f"no connection to {self._where()}: {exc}") from exc
+            raise StorageUnavailableError(f"no connection to {self._where()}: {exc}") from exc
         except psycopg.IntegrityError:
             raise
+        except psycopg.OperationalError as exc:  # the connection broke, the server is going down
+            raise StorageUnavailableError(f"lost {self._where()}: {exc}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"database error on {self._where()}: {exc}") from exc
 
