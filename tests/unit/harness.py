@@ -256,5 +256,29 @@ async def idle_cycles(polls: Callable[[], int], cycles: int = 5) -> None:
     await until(lambda: polls() >= target, what=f"{cycles} worker cycles")
 
 
+async def assert_idle_loop_writes_nothing(db: Database, durably: Durably) -> None:
+    """Start `durably`'s worker and check that ten idle cycles only read the SQLite
+    database: no statement but SELECTs, no change of ours (total_changes), none seen by
+    another connection (data_version)."""
+    polls = count_polls(durably)
+    durably.start()
+    await idle_cycles(polls, 1)
+    conn = durably.store._conn  # type: ignore[attr-defined]
+    # data_version moves when another connection commits; total_changes counts our own.
+    version = db.raw().execute("PRAGMA data_version").fetchone()[0]
+    changes = conn.total_changes
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        await idle_cycles(polls, 10)
+    finally:
+        conn.set_trace_callback(None)
+    assert len(statements) >= 10
+    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert writes == []
+    assert conn.total_changes == changes
+    assert db.raw().execute("PRAGMA data_version").fetchone()[0] == version
+
+
 class Crash(BaseException):
     """Abandons an execution mid-run as a killed process would: nothing catches it."""

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Crash, Database, count_polls, idle_cycles, record, sqlite_only, until
+from harness import (
+    Crash,
+    Database,
+    assert_idle_loop_writes_nothing,
+    record,
+    sqlite_only,
+    until,
+)
 
 from durably import RunStatus, define_job
 
@@ -115,26 +122,7 @@ async def test_an_idle_worker_writes_nothing(db: Database) -> None:
     durably = await db.runtime([echo], polling_interval_ms=IDLE_POLL_MS)
     await durably.jobs["echo"].trigger(1)
     await durably.process_one()  # something to look at, nothing left to do
-    polls = count_polls(durably)
-    durably.start()
-    await idle_cycles(polls, 1)
-
-    conn = durably.store._conn  # type: ignore[attr-defined]
-    # data_version moves when another connection commits; total_changes counts our own.
-    version = db.raw().execute("PRAGMA data_version").fetchone()[0]
-    changes = conn.total_changes
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    try:
-        await idle_cycles(polls, 10)
-    finally:
-        conn.set_trace_callback(None)
-
-    assert len(statements) >= 10
-    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
-    assert writes == []
-    assert conn.total_changes == changes
-    assert db.raw().execute("PRAGMA data_version").fetchone()[0] == version
+    await assert_idle_loop_writes_nothing(db, durably)
 
 
 async def test_an_execution_that_dies_is_reported_and_the_loop_goes_on(db: Database) -> None:

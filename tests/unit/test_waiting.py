@@ -12,6 +12,7 @@ import pytest
 from harness import (
     Database,
     FakeClock,
+    assert_idle_loop_writes_nothing,
     claim_and_execute,
     count_polls,
     idle_cycles,
@@ -501,21 +502,4 @@ async def test_an_idle_worker_with_many_waiting_runs_writes_nothing(
         await durably.jobs["cool-down" if i % 2 else "approval"].trigger(None)
     assert await durably.process_until_idle() == 1_000
     assert await durably.count_runs(status="waiting") == 1_000
-    polls = count_polls(durably)
-    durably.start()
-    await idle_cycles(polls, 1)
-
-    conn = durably.store._conn  # type: ignore[attr-defined]
-    version = db.raw().execute("PRAGMA data_version").fetchone()[0]
-    changes = conn.total_changes
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    try:
-        await idle_cycles(polls, 10)
-    finally:
-        conn.set_trace_callback(None)
-    assert len(statements) >= 10
-    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
-    assert writes == []
-    assert conn.total_changes == changes
-    assert db.raw().execute("PRAGMA data_version").fetchone()[0] == version
+    await assert_idle_loop_writes_nothing(db, durably)
