@@ -43,18 +43,25 @@ async function settle(turns = 6) {
 
 const never = () => new Promise(() => {});
 
+/** An owner tab and secondaries with the given ids, settled: the owner is known to all. */
+async function tabsWithOwner(...secondaryIds) {
+  const owner = openTab("owner");
+  owner.relay.setRole("owner");
+  const secondaries = secondaryIds.map((id) => {
+    const tab = openTab(id);
+    tab.relay.setRole("secondary");
+    return tab;
+  });
+  await settle();
+  return [owner, ...secondaries];
+}
+
 function sent(kind) {
   return FakeBroadcastChannel.log.filter((message) => message.kind === kind);
 }
 
 test("requests carry an id and the sender's tab id, and each response goes only to the asker", async () => {
-  const owner = openTab("owner");
-  const a = openTab("a");
-  const b = openTab("b");
-  owner.relay.setRole("owner");
-  a.relay.setRole("secondary");
-  b.relay.setRole("secondary");
-  await settle();
+  const [owner, a, b] = await tabsWithOwner("a", "b");
   const [fromA, fromB] = await Promise.all([
     a.relay.request("getRun", { runId: "ra" }, 1000),
     b.relay.request("getRun", { runId: "rb" }, 1000),
@@ -69,11 +76,7 @@ test("requests carry an id and the sender's tab id, and each response goes only 
 });
 
 test("a relayed trigger gets an idempotency key of its own; the caller's key is kept", async () => {
-  const owner = openTab("owner");
-  const a = openTab("a");
-  owner.relay.setRole("owner");
-  a.relay.setRole("secondary");
-  await settle();
+  const [owner, a] = await tabsWithOwner("a");
   await a.relay.request("trigger", { job: "echo", input: {}, options: {} }, 1000);
   await a.relay.request("triggerAndWait", { job: "echo", input: {}, options: { idempotencyKey: "mine" } }, 0);
   await a.relay.request("getRuns", {}, 1000);
@@ -181,13 +184,7 @@ test("a request sent to a tab that is no longer the owner is sent again to the r
 });
 
 test("the owner's events reach every other tab, and no tab echoes them", async () => {
-  const owner = openTab("owner");
-  const a = openTab("a");
-  const b = openTab("b");
-  owner.relay.setRole("owner");
-  a.relay.setRole("secondary");
-  b.relay.setRole("secondary");
-  await settle();
+  const [owner, a, b] = await tabsWithOwner("a", "b");
   owner.relay.publish({ type: "run:progress", runId: "r1" });
   a.relay.publish({ type: "run:progress", runId: "ignored" }); // a secondary publishes nothing
   await settle();
@@ -249,11 +246,7 @@ test("any message from the owner counts as a sign of life", async () => {
 });
 
 test("an owner page that unloads says so: the others wait for the next owner", async () => {
-  const owner = openTab("owner");
-  const a = openTab("a");
-  owner.relay.setRole("owner");
-  a.relay.setRole("secondary");
-  await settle();
+  const [owner, a] = await tabsWithOwner("a");
   owner.relay.announceGone();
   await settle();
   assert.equal(a.relay.ownerTabId, null);
