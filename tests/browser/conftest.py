@@ -20,7 +20,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, BrowserType
+from playwright.sync_api import BrowserContext, BrowserType, expect
+
+# Playwright's 5 s default for `expect` is too short for what these tests wait on: a
+# service worker install copies the whole runtime into Cache Storage, and two test
+# processes on two cores each boot Python in several tabs. A passing assertion still
+# returns as soon as it holds.
+expect.set_options(timeout=60_000)
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_ROOT = REPO / "web"
