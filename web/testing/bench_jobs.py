@@ -1,5 +1,6 @@
-"""Jobs for the benchmarks (bench/): plain steps, a progress burst, and a probe that
-reports on the runtime it runs in (heap sizes, SQL trace, database size, seeding)."""
+"""Jobs for the benchmarks (bench/): plain steps, the anchor and chatty steps, a
+progress burst, and a probe that reports on the runtime it runs in (heap sizes, SQL
+trace, database size, seeding)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,29 @@ class StepsInput(BaseModel):
 async def bench_steps(step: Step, input: StepsInput) -> int:
     for i in range(input.steps):
         await step.run(f"s{i}", lambda i=i: i)
+    return input.steps
+
+
+@define_job(name="anchor", input=StepsInput)
+async def anchor(step: Step, input: StepsInput) -> int:
+    """The cheapest durable step: a tiny output, nothing else (the step-commit anchor)."""
+    for i in range(input.steps):
+        await step.run(f"s-{i}", lambda i=i: {"i": i})
+    return input.steps
+
+
+@define_job(name="chatty", input=StepsInput)
+async def chatty(step: Step, input: StepsInput) -> int:
+    """A step as a real job writes it: one log line and a progress report inside the
+    step function, around a tiny output (no sleep)."""
+    for i in range(input.steps):
+
+        def work(i: int = i) -> dict[str, int]:
+            step.log.info(f"step {i}")
+            step.progress(i + 1, input.steps)
+            return {"i": i}
+
+        await step.run(f"s-{i}", work)
     return input.steps
 
 
