@@ -240,7 +240,9 @@ class Store(ABC):
     @abstractmethod
     def start_step(self, lease: Lease) -> bool:
         """Whether the lease still holds before a step starts. Writes nothing: the run's
-        position is stored with the step's outcome (`persist_step`)."""
+        position is stored with the step's outcome (`persist_step`), fenced again. A
+        store that is its database's only writer may answer True without reading: it
+        changes every lease itself, and the runtime learns of those changes in-process."""
 
     @abstractmethod
     def record_stalled_step(self, lease: Lease, name: str, now: int) -> bool:

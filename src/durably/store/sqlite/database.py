@@ -31,6 +31,9 @@ class SqliteDatabase:
             raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
         self.path = path
         self._synchronous = synchronous
+        #: The connection holds the file's lock for its lifetime: no other connection or
+        #: process writes this database, so nothing but this store changes a lease.
+        self.exclusive = exclusive
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, cached_statements=256)
             self._conn.row_factory = sqlite3.Row

@@ -37,6 +37,11 @@ class SqliteSteps(SqliteDatabase):
     def start_step(self, lease: Lease) -> bool:
         # A read, not a write: a step that starts costs no commit. The step's own
         # commit (persist_step) is fenced again and moves current_step_index on.
+        if self.exclusive:
+            # The sole writer: only this store can move the lease on (a claim, a cancel),
+            # and the runtime learns of those in-process (the scheduler never claims its
+            # own runs; a cancel fires the run's signal). The read would only repeat it.
+            return True
         row = self._execute(
             f"SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}", lease_params(lease)
         ).fetchone()
