@@ -45,6 +45,8 @@ class Sizes:
     commit_rounds: int = 2
     storage_commits: int = 100
     storage_filler_kib: tuple[int, ...] = (64, 1024, 8192)
+    #: Pending runs of a job no worker knows, under an idle claim poll.
+    claim_pending: int = 50_000
 
 
 QUICK = Sizes(
@@ -67,6 +69,7 @@ QUICK = Sizes(
     commit_rounds=1,
     storage_commits=10,
     storage_filler_kib=(64,),
+    claim_pending=50_000,
 )
 
 
@@ -614,6 +617,15 @@ def run_browser(sizes: Sizes, log: Any = print) -> dict[str, Any]:
     return results
 
 
+def idle_claim_poll(page: Page, sizes: Sizes) -> dict[str, Any]:
+    """One idle claim poll with `claim_pending` pending runs of a job no worker knows."""
+    seeded = call(
+        page, "(b, a) => b.probe('seed', a)", {"terminal": 0, "pending": sizes.claim_pending}
+    )
+    poll = call(page, "(b) => b.probe('claim-poll')")
+    return {"pendingOfOtherJob": seeded["seeded"], "ms": round(poll["ms"], 3)}
+
+
 def run_steps(sizes: Sizes, log: Any = print) -> dict[str, Any]:
     """Only the step figures: step commit (countdown, anchor, chatty) under FULL, and
     one-step runs triggered and awaited one after another, in one fresh profile."""
@@ -639,6 +651,8 @@ def run_steps(sizes: Sizes, log: Any = print) -> dict[str, Any]:
             start(page, {"database": "throughput-1", "maxConcurrentRuns": 1})
             results["triggerAndWaitSequential"] = throughput(page, sizes, wait="sequential")
             results["rawAfterUs"] = round(call(page, "(b, n) => b.raw(n)", sizes.raw_writes)["us"])
+            log("idle claim poll over pending runs of another job")
+            results["idleClaimPoll"] = idle_claim_poll(page, sizes)
             call(page, "(b) => b.close()")
         finally:
             context.close()

@@ -145,6 +145,31 @@ async def _idle(directory: Path, sizes: Sizes) -> dict[str, Any]:
     return {"statementsPerS": len(statements) / sizes.idle_seconds, "writeStatements": len(writes)}
 
 
+async def _idle_claim_poll(directory: Path, sizes: Sizes) -> dict[str, Any]:
+    """An idle claim poll (`claim_next`, and one scheduler poll) with `claim_pending`
+    pending runs of a job no worker knows."""
+    durably = await _runtime(directory / "claim.db", "FULL")
+    try:
+        BENCH_JOBS._seed(durably.store._conn, 0, sizes.claim_pending)
+        job_names = list(durably.jobs)
+
+        def median_ms(poll: Any) -> float:
+            samples = []
+            for _ in range(21):
+                started = time.perf_counter()
+                assert poll() is None, "the idle poll claimed a run"
+                samples.append((time.perf_counter() - started) * 1000)
+            return round(sorted(samples)[10], 3)
+
+        claim_ms = median_ms(
+            lambda: durably.store.claim_next("bench", int(time.time() * 1000), 1, job_names)
+        )
+        poll_ms = median_ms(durably._scheduler.claim_next)
+    finally:
+        await durably.close()
+    return {"pendingOfOtherJob": sizes.claim_pending, "claimNextMs": claim_ms, "pollMs": poll_ms}
+
+
 async def _scale(directory: Path, sizes: Sizes) -> dict[str, Any]:
     durably = await _runtime(directory / "scale.db", "FULL")
     conn: sqlite3.Connection = durably.store._conn
@@ -208,6 +233,7 @@ async def _run(sizes: Sizes) -> dict[str, Any]:
                 "triggerAndWaitSequential": await _sequential_runs(directory, sizes),
             },
             "idle": await _idle(directory, sizes),
+            "idleClaimPoll": await _idle_claim_poll(directory, sizes),
             "scale": await _scale(directory, sizes),
             "filesystem": str(directory),
         }

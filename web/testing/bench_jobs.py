@@ -146,6 +146,19 @@ def _size(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
+def _claim_poll(step: Step, reps: int = 21) -> dict[str, Any]:
+    """The median ms of an idle claim poll: `claim_next` for jobs with nothing to claim
+    (the seeded pending runs belong to a job no worker knows)."""
+    store = step._execution.store  # type: ignore[attr-defined]
+    samples = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        claim = store.claim_next("bench-idle", int(time.time() * 1000), 1, ["countdown"])
+        samples.append((time.perf_counter() - started) * 1000)
+        assert claim is None, "the idle poll claimed a run"
+    return {"ms": sorted(samples)[reps // 2]}
+
+
 @define_job(name="bench-probe", input=ProbeInput)
 async def bench_probe(step: Step, input: ProbeInput) -> Any:
     conn = _connection(step)
@@ -168,6 +181,8 @@ async def bench_probe(step: Step, input: ProbeInput) -> Any:
         started = time.perf_counter()
         seeded = _seed(conn, input.terminal, input.pending)
         return {"seeded": seeded, "ms": (time.perf_counter() - started) * 1000}
+    if input.action == "claim-poll":
+        return _claim_poll(step)
     if input.action == "size":
         return _size(conn)
     if input.action == "checkpoint":
