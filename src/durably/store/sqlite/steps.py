@@ -25,6 +25,8 @@ _INSERT_LOG = (
 
 def _insert_logs(conn: Connection, run_id: str, logs: Sequence[NewLog]) -> None:
     """Insert `logs` in order (ids ascending); the caller has checked the lease."""
+    if not logs:
+        return  # most steps log nothing: not even an empty executemany
     conn.executemany(
         _INSERT_LOG,
         [(run_id, x.step_name, x.level, x.message, x.data_json, x.created_at) for x in logs],
