@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only browser|boot|cpython|postgres] [--out FILE]`: run the
+"""`python -m bench [--quick] [--only browser|boot|steps|cpython|postgres] [--out FILE]`: run the
 benchmarks, print one JSON document and write it to bench/results/latest.json (or FILE)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .browser import QUICK, REPO, Sizes, ratio, run_boot, run_browser
+from .browser import QUICK, REPO, Sizes, ratio, run_boot, run_browser, run_steps
 from .cpython import run_cpython
 from .postgres import run_postgres
 
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: checks that it works")
     parser.add_argument(
         "--only",
-        choices=["browser", "boot", "cpython", "postgres"],
-        help="boot: the start-up figures only",
+        choices=["browser", "boot", "steps", "cpython", "postgres"],
+        help="boot: the start-up figures only; steps: the browser's step figures only",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     args = parser.parse_args(argv)
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         report["browser"] = browser
     if args.only == "boot":
         report["browser"] = run_boot(sizes, _log)
+    if args.only == "steps":
+        report["browser"] = run_steps(sizes, _log)
     if args.only in (None, "cpython"):
         _log("CPython reference")
         report["cpython"] = run_cpython(sizes)

@@ -45,6 +45,8 @@ class Sizes:
     commit_rounds: int = 2
     storage_commits: int = 100
     storage_filler_kib: tuple[int, ...] = (64, 1024, 8192)
+    #: Pending runs of a job no worker knows, under an idle claim poll.
+    claim_pending: int = 50_000
 
 
 QUICK = Sizes(
@@ -67,6 +69,7 @@ QUICK = Sizes(
     commit_rounds=1,
     storage_commits=10,
     storage_filler_kib=(64,),
+    claim_pending=50_000,
 )
 
 
@@ -230,19 +233,37 @@ def boot_times(browser: Browser, sizes: Sizes) -> dict[str, Any]:
     }
 
 
+#: Step jobs timed next to the countdown: `anchor` (a tiny output, nothing else) and
+#: `chatty` (a log line and a progress report inside each step), in bench_jobs.py.
+STEP_JOBS = ("anchor", "chatty")
+
+
 def step_commit(page: Page, sizes: Sizes) -> dict[str, Any]:
-    """Countdown runs with step_ms=0 between two raw write+flush measurements."""
+    """Countdown runs with step_ms=0, and anchor and chatty runs, between two raw
+    write+flush measurements."""
     raw = [call(page, "(b, n) => b.raw(n)", sizes.raw_writes)["us"]]
-    runs = [
-        call(page, "(b, n) => b.countdown({steps: n})", sizes.countdown_steps)
-        for _ in range(sizes.countdown_reps)
-    ]
+    found: dict[str, Any] = {"runs": [], **{job: [] for job in STEP_JOBS}}
+    for _ in range(sizes.countdown_reps):
+        found["runs"].append(call(page, "(b, n) => b.countdown({steps: n})", sizes.countdown_steps))
+        for job in STEP_JOBS:
+            found[job].append(
+                call(page, "(b, a) => b.stepJob(a)", {"job": job, "steps": sizes.countdown_steps})
+            )
     raw.append(call(page, "(b, n) => b.raw(n)", sizes.raw_writes)["us"])
-    return {"raw": raw, "runs": runs}
+    return {"raw": raw, **found}
 
 
-def summarize_steps(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    runs = sorted((r for s in samples for r in s["runs"]), key=lambda r: r["msPerStep"])
+def summarize_step_jobs(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The countdown's row, with a row per step job of `STEP_JOBS` inside it."""
+    budgets = {"anchor": 1.0, "chatty": 1.5}
+    return {
+        **summarize_steps(samples),
+        **{job: {**summarize_steps(samples, job), "budget": budgets[job]} for job in STEP_JOBS},
+    }
+
+
+def summarize_steps(samples: list[dict[str, Any]], key: str = "runs") -> dict[str, Any]:
+    runs = sorted((r for s in samples for r in s[key]), key=lambda r: r["msPerStep"])
     middle = runs[len(runs) // 2]
     floor_us = _median([us for s in samples for us in s["raw"]])
     return {
@@ -256,7 +277,10 @@ def summarize_steps(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def throughput(page: Page, sizes: Sizes, *, wait: bool = False) -> dict[str, Any]:
+def throughput(page: Page, sizes: Sizes, *, wait: bool | str = False) -> dict[str, Any]:
+    """Runs/s of one-step and ten-step runs triggered at once; with `wait`, one-step
+    runs each awaited (`wait="sequential"`: one after another)."""
+
     def batch(count: int, steps: int) -> dict[str, Any]:
         result = call(
             page,
@@ -272,6 +296,8 @@ def throughput(page: Page, sizes: Sizes, *, wait: bool = False) -> dict[str, Any
         }
 
     out = {"oneStep": batch(sizes.one_step_runs, 1)}
+    if wait == "sequential":
+        out["oneStep"]["budgetRunsPerS"] = 300
     if not wait:
         out["tenStep"] = batch(sizes.ten_step_runs, 10)
     return out
@@ -555,7 +581,7 @@ def run_browser(sizes: Sizes, log: Any = print) -> dict[str, Any]:
                             page, "(b, n) => b.progressBurst({count: n})", sizes.progress_events
                         )
                     call(page, "(b) => b.close()")
-            modes = {mode: summarize_steps(found) for mode, found in samples.items()}
+            modes = {mode: summarize_step_jobs(found) for mode, found in samples.items()}
             full, normal = modes["FULL"]["usPerStep"], modes["NORMAL"]["usPerStep"]
             results["stepCommit"] = {**modes, "fullOverNormal": ratio(full, normal)}
             results["throughput"] = {}
@@ -570,6 +596,10 @@ def run_browser(sizes: Sizes, log: Any = print) -> dict[str, Any]:
                 if concurrency == 1:
                     log("triggerAndWait throughput")
                     results["throughput"]["triggerAndWait"] = throughput(page, sizes, wait=True)
+                    log("triggerAndWait one after another")
+                    results["throughput"]["triggerAndWaitSequential"] = throughput(
+                        page, sizes, wait="sequential"
+                    )
                 call(page, "(b) => b.close()")
             log("scale")
             page = browser.open(context)
@@ -582,6 +612,48 @@ def run_browser(sizes: Sizes, log: Any = print) -> dict[str, Any]:
             results["takeover"] = takeover(browser, context, sizes)
             log("storage: ours vs mountNativeFS + syncfs")
             results["storageComparison"] = storage_comparison(browser, context, sizes)
+        finally:
+            context.close()
+    return results
+
+
+def idle_claim_poll(page: Page, sizes: Sizes) -> dict[str, Any]:
+    """One idle claim poll with `claim_pending` pending runs of a job no worker knows."""
+    seeded = call(
+        page, "(b, a) => b.probe('seed', a)", {"terminal": 0, "pending": sizes.claim_pending}
+    )
+    poll = call(page, "(b) => b.probe('claim-poll')")
+    return {"pendingOfOtherJob": seeded["seeded"], "ms": round(poll["ms"], 3)}
+
+
+def run_steps(sizes: Sizes, log: Any = print) -> dict[str, Any]:
+    """Only the step figures: step commit (countdown, anchor, chatty) under FULL, and
+    one-step runs triggered and awaited one after another, in one fresh profile."""
+    results: dict[str, Any] = {}
+    with (
+        serving_in_thread(REPO / "web") as base_url,
+        sync_playwright() as playwright,
+        tempfile.TemporaryDirectory(prefix="durably-bench-") as root,
+    ):
+        browser = Browser(playwright, base_url, Path(root))
+        context = browser.profile()
+        try:
+            samples = []
+            for round_ in range(sizes.commit_rounds):
+                log(f"step commit, synchronous=FULL (round {round_ + 1})")
+                page = browser.open(context)
+                start(page, {"database": "steps-full", "synchronous": "FULL"})
+                samples.append(step_commit(page, sizes))
+                call(page, "(b) => b.close()")
+            results["stepCommit"] = {"FULL": summarize_step_jobs(samples)}
+            log("triggerAndWait one after another")
+            page = browser.open(context)
+            start(page, {"database": "throughput-1", "maxConcurrentRuns": 1})
+            results["triggerAndWaitSequential"] = throughput(page, sizes, wait="sequential")
+            results["rawAfterUs"] = round(call(page, "(b, n) => b.raw(n)", sizes.raw_writes)["us"])
+            log("idle claim poll over pending runs of another job")
+            results["idleClaimPoll"] = idle_claim_poll(page, sizes)
+            call(page, "(b) => b.close()")
         finally:
             context.close()
     return results

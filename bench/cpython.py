@@ -56,7 +56,7 @@ async def _runtime(path: Path, synchronous: str, concurrency: int = 1) -> Any:
     store = SqliteStore(str(path), synchronous=synchronous)  # type: ignore[arg-type]
     durably = create_durably(
         store,
-        [BENCH_JOBS.bench_steps, DEMO_JOBS.countdown],
+        [BENCH_JOBS.bench_steps, BENCH_JOBS.anchor, BENCH_JOBS.chatty, DEMO_JOBS.countdown],
         max_concurrent_runs=concurrency,
         polling_interval_ms=1000,
     )
@@ -64,19 +64,38 @@ async def _runtime(path: Path, synchronous: str, concurrency: int = 1) -> Any:
     return durably
 
 
-async def _step_commit(directory: Path, synchronous: str, sizes: Sizes) -> float:
-    durably = await _runtime(directory / f"steps-{synchronous}.db", synchronous)
+async def _step_commit(
+    directory: Path, synchronous: str, sizes: Sizes, job: str = "countdown"
+) -> float:
+    """µs per step of one `job` run (the median of `countdown_reps` runs)."""
+    durably = await _runtime(directory / f"steps-{synchronous}-{job}.db", synchronous)
+    steps = sizes.countdown_steps
+    run_input: dict[str, Any] = {"steps": steps}
+    if job == "countdown":
+        run_input["step_ms"] = 0
     try:
         samples = []
         for _ in range(sizes.countdown_reps):
             started = time.perf_counter()
-            await durably.jobs["countdown"].trigger_and_wait(
-                {"steps": sizes.countdown_steps, "step_ms": 0}
-            )
-            samples.append((time.perf_counter() - started) * 1e6 / sizes.countdown_steps)
+            await durably.jobs[job].trigger_and_wait(run_input)
+            samples.append((time.perf_counter() - started) * 1e6 / steps)
         return sorted(samples)[len(samples) // 2]
     finally:
         await durably.close()
+
+
+async def _sequential_runs(directory: Path, sizes: Sizes) -> dict[str, Any]:
+    """One-step runs triggered one after another, each awaited."""
+    durably = await _runtime(directory / "sequential.db", "FULL")
+    try:
+        job = durably.jobs["bench-steps"]
+        started = time.perf_counter()
+        for _ in range(sizes.one_step_runs):
+            await job.trigger_and_wait({"steps": 1})
+        rate = sizes.one_step_runs / (time.perf_counter() - started)
+    finally:
+        await durably.close()
+    return {"runs": sizes.one_step_runs, "runsPerS": round(rate, 1)}
 
 
 async def _throughput(directory: Path, concurrency: int, sizes: Sizes) -> dict[str, Any]:
@@ -126,6 +145,31 @@ async def _idle(directory: Path, sizes: Sizes) -> dict[str, Any]:
     return {"statementsPerS": len(statements) / sizes.idle_seconds, "writeStatements": len(writes)}
 
 
+async def _idle_claim_poll(directory: Path, sizes: Sizes) -> dict[str, Any]:
+    """An idle claim poll (`claim_next`, and one scheduler poll) with `claim_pending`
+    pending runs of a job no worker knows."""
+    durably = await _runtime(directory / "claim.db", "FULL")
+    try:
+        BENCH_JOBS._seed(durably.store._conn, 0, sizes.claim_pending)
+        job_names = list(durably.jobs)
+
+        def median_ms(poll: Any) -> float:
+            samples = []
+            for _ in range(21):
+                started = time.perf_counter()
+                assert poll() is None, "the idle poll claimed a run"
+                samples.append((time.perf_counter() - started) * 1000)
+            return round(sorted(samples)[10], 3)
+
+        claim_ms = median_ms(
+            lambda: durably.store.claim_next("bench", int(time.time() * 1000), 1, job_names)
+        )
+        poll_ms = median_ms(durably._scheduler.claim_next)
+    finally:
+        await durably.close()
+    return {"pendingOfOtherJob": sizes.claim_pending, "claimNextMs": claim_ms, "pollMs": poll_ms}
+
+
 async def _scale(directory: Path, sizes: Sizes) -> dict[str, Any]:
     durably = await _runtime(directory / "scale.db", "FULL")
     conn: sqlite3.Connection = durably.store._conn
@@ -169,6 +213,8 @@ async def _run(sizes: Sizes) -> dict[str, Any]:
         raw = raw_write_fsync_us(directory, sizes.raw_writes)
         full = await _step_commit(directory, "FULL", sizes)
         normal = await _step_commit(directory, "NORMAL", sizes)
+        anchor = await _step_commit(directory, "FULL", sizes, "anchor")
+        chatty = await _step_commit(directory, "FULL", sizes, "chatty")
         results: dict[str, Any] = {
             "stepCommit": {
                 "FULL": {
@@ -178,12 +224,16 @@ async def _run(sizes: Sizes) -> dict[str, Any]:
                 },
                 "NORMAL": {"usPerStep": round(normal), "ratio": ratio(normal, raw)},
                 "fullOverNormal": ratio(full, normal),
+                "anchor": {"usPerStep": round(anchor), "ratio": ratio(anchor, raw)},
+                "chatty": {"usPerStep": round(chatty), "ratio": ratio(chatty, raw)},
             },
             "throughput": {
                 "maxConcurrentRuns1": await _throughput(directory, 1, sizes),
                 "maxConcurrentRuns4": await _throughput(directory, 4, sizes),
+                "triggerAndWaitSequential": await _sequential_runs(directory, sizes),
             },
             "idle": await _idle(directory, sizes),
+            "idleClaimPoll": await _idle_claim_poll(directory, sizes),
             "scale": await _scale(directory, sizes),
             "filesystem": str(directory),
         }

@@ -23,10 +23,15 @@ def _default(value: object) -> object:
     raise TypeError(f"object of type {type(value).__name__} is not JSON serialisable")
 
 
+#: One encoder for every value: `json.dumps` with options builds a new one per call, a
+#: cost every step pays (it shows in the browser, where Python runs in WebAssembly).
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+
+
 def to_json(value: object, what: str) -> str:
     """Encode `value` as compact strict JSON; `what` names it in the error."""
     try:
-        return json.dumps(value, default=_default, allow_nan=False, separators=(",", ":"))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(
             f"{what} cannot be stored as JSON: {exc}. "

@@ -14,12 +14,11 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from .clock import Clock
-from .encoding import from_json, to_json
+from .encoding import from_json
 from .errors import (
     LeaseLostError,
     RunCancelledError,
     StalledRunError,
-    StorageError,
     StorageUnavailableError,
     StrayCancellationError,
     describe_error,
@@ -27,7 +26,6 @@ from .errors import (
 from .events import (
     Event,
     EventEmitter,
-    LogWriteEvent,
     RunCancelEvent,
     RunCompleteEvent,
     RunFailEvent,
@@ -42,6 +40,7 @@ from .events import (
 from .models import LogLevel, Progress, Run, RunStatus, StepKind
 from .options import Settings
 from .renewal import keep_lease
+from .run_logs import RunLogs
 from .step import CancellationSignal, Step, is_stray_cancellation
 from .store import Claim, Store, Wait
 from .waits import Network, RunSuspended, replay_records, suspend_execution
@@ -90,6 +89,7 @@ class RunExecution:
         self._finished = False
         self._failed_step: str | None = None
         self._step: Step | None = None
+        self.logs = RunLogs(self)
 
     # -- what a Step calls (step.RunControl) -----------------------------------------
 
@@ -148,6 +148,7 @@ class RunExecution:
                 progress_json,
                 kind,
                 attempts,
+                self.logs.take(),
             )
         )
         # The run progressed: the store reset its stalled claims with the step.
@@ -168,16 +169,7 @@ class RunExecution:
     def write_log(
         self, level: LogLevel, message: str, data_json: str | None, step_name: str | None
     ) -> None:
-        self.require_applied(
-            self.store.append_log(self.lease, level, message, data_json, step_name, self.now_ms())
-        )
-        self.emit(
-            LogWriteEvent,
-            level=level,
-            message=message,
-            data=from_json(data_json),
-            step_name=step_name,
-        )
+        self.logs.write(level, message, data_json, step_name)
 
     def now_ms(self) -> int:
         return self._clock()
@@ -268,13 +260,22 @@ class RunExecution:
         error = describe_error(exc)
         self.require_applied(
             self.store.persist_step_failure(
-                self.lease, name, index, error, started_at, self.now_ms(), kind, attempts
+                self.lease,
+                name,
+                index,
+                error,
+                started_at,
+                self.now_ms(),
+                kind,
+                attempts,
+                self.logs.take(),
             )
         )
         self.end_step_event(StepFailEvent, index, error=error)
 
     def suspend(self, wait: Wait, retry: tuple[int, str, int | None] | None = None) -> NoReturn:
         step = self._step
+        self.logs.flush()  # the suspension's commit flushes them to disk
         suspend_execution(self, wait, retry, step.take_pending_progress if step else None)
 
     def deliver_event(self, name: str, index: int, started_at: int) -> str | None:
@@ -324,6 +325,7 @@ class RunExecution:
             result = await self.definition.run(step, self.definition.load_input(self.run.input))
             output_json = self.definition.dump_output(result)
             self.raise_if_stopped()
+            self.logs.flush()  # lines of steps the job left running
             now = self.now_ms()
             self.require_applied(
                 self.store.complete_run(
@@ -369,30 +371,9 @@ class RunExecution:
             with suppress(Exception):
                 self._step._flush_progress()
         error = describe_error(exc)
-        now = self.now_ms()
         trace = "".join(traceback.format_exception(exc))
-        try:
-            logged = self.store.append_log(
-                self.lease,
-                "error",
-                error,
-                to_json({"traceback": trace}, "traceback"),
-                self._failed_step,
-                now,
-            )
-        except StorageError:
-            # The traceback is a courtesy; recording the failure itself (smaller) matters.
-            # If that cannot be stored either, the error propagates: the run stays leased
-            # until its lease runs out and is then claimed again.
-            logged = False
-        if logged:
-            self.emit(
-                LogWriteEvent,
-                level="error",
-                message=error,
-                data={"traceback": trace},
-                step_name=self._failed_step,
-            )
+        self.logs.write_failure(error, trace, self._failed_step)
+        now = self.now_ms()
         if not self.store.fail_run(self.lease, error, now):
             self.signal_rejection()
             return self._stopped()

@@ -260,8 +260,9 @@ class Step(StepWaits):
         self._execution.announce_progress(progress)
 
     def take_pending_progress(self, now: int) -> str | None:
-        """The progress not stored yet, for the caller's commit to store (None if none)."""
-        self.cancel_progress_timer()
+        """The progress not stored yet, for the caller's commit to store (None if none).
+        A timer already set stays: it stores what is reported after this commit, if
+        anything (re-arming it at every step would cost each step a timer)."""
         progress, self._pending_progress = self._pending_progress, None
         if progress is not None:
             self._progress_written_at = now
@@ -283,6 +284,8 @@ class Step(StepWaits):
 
     def _flush_progress_later(self) -> None:
         self._progress_timer = None
+        if self._pending_progress is None:
+            return  # a step's commit stored it meanwhile
         if self._execution.signal.cancelled or self._execution.finished:
             return
         try:

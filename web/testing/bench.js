@@ -150,12 +150,17 @@ async function compareStorage(options) {
   }
 }
 
-/** Trigger `count` runs at once (or triggerAndWait each); resolve when all finished. */
+/** Trigger `count` runs at once (or triggerAndWait each, at once or with `wait:
+ * "sequential"` one after another); resolve when all finished. */
 async function runBatch({ job, input, count, wait = false }) {
   const before = await workerCall("bench:counters");
   const started = performance.now();
   let ids;
-  if (wait) {
+  if (wait === "sequential") {
+    // One after another, each awaited: the latency of a whole run, end to end.
+    ids = [];
+    for (let i = 0; i < count; i++) ids.push((await client.triggerAndWait(job, input)).id);
+  } else if (wait) {
     const results = await Promise.all(Array.from({ length: count }, () => client.triggerAndWait(job, input)));
     ids = results.map((r) => r.id);
   } else {
@@ -177,10 +182,22 @@ function diff(after, before, per) {
 }
 
 /** One countdown run with step_ms 0: ms per step, and OPFS calls per step. */
-async function countdown({ steps }) {
+function countdown({ steps }) {
+  return stepsRun("countdown", { steps, step_ms: 0 }, steps);
+}
+
+/** One run of a bench_jobs.py step job (`anchor`, `chatty`): ms and OPFS calls per step. */
+async function stepJob({ job, steps }) {
+  const result = await stepsRun(job, { steps }, steps);
+  // Steps that never yield reach the page in a few batched messages: time them by the
+  // worker's own event timestamps (ms resolution, over the whole run's steps).
+  return { ...result, msPerStep: result.workerMsPerStep };
+}
+
+async function stepsRun(job, input, steps) {
   const before = await workerCall("bench:counters");
   const started = performance.now();
-  const run = await client.trigger("countdown", { steps, step_ms: 0 });
+  const run = await client.trigger(job, input);
   await whenFinished([run.id]);
   const ms = performance.now() - started;
   const after = await workerCall("bench:counters");
@@ -189,10 +206,12 @@ async function countdown({ steps }) {
   const completes = mine.filter((e) => e.type === "step:complete");
   // Between the first step's start and the last step's completion, as seen by the page.
   const stepsMs = completes.at(-1).t - starts[0].t;
+  const workerStepsMs = new Date(completes.at(-1).ts).getTime() - new Date(starts[0].ts).getTime();
   return {
     steps,
     runMs: ms,
     msPerStep: stepsMs / steps,
+    workerMsPerStep: workerStepsMs / steps,
     io: diff(after, before, steps),
     status: finished.get(run.id).type,
   };
@@ -267,6 +286,7 @@ window.bench = {
   compareStorage,
   runBatch,
   countdown,
+  stepJob,
   progressBurst,
   probe,
   idle,

@@ -1,5 +1,6 @@
-"""Jobs for the benchmarks (bench/): plain steps, a progress burst, and a probe that
-reports on the runtime it runs in (heap sizes, SQL trace, database size, seeding)."""
+"""Jobs for the benchmarks (bench/): plain steps, the anchor and chatty steps, a
+progress burst, and a probe that reports on the runtime it runs in (heap sizes, SQL
+trace, database size, seeding)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,29 @@ class StepsInput(BaseModel):
 async def bench_steps(step: Step, input: StepsInput) -> int:
     for i in range(input.steps):
         await step.run(f"s{i}", lambda i=i: i)
+    return input.steps
+
+
+@define_job(name="anchor", input=StepsInput)
+async def anchor(step: Step, input: StepsInput) -> int:
+    """The cheapest durable step: a tiny output, nothing else (the step-commit anchor)."""
+    for i in range(input.steps):
+        await step.run(f"s-{i}", lambda i=i: {"i": i})
+    return input.steps
+
+
+@define_job(name="chatty", input=StepsInput)
+async def chatty(step: Step, input: StepsInput) -> int:
+    """A step as a real job writes it: one log line and a progress report inside the
+    step function, around a tiny output (no sleep)."""
+    for i in range(input.steps):
+
+        def work(i: int = i) -> dict[str, int]:
+            step.log.info(f"step {i}")
+            step.progress(i + 1, input.steps)
+            return {"i": i}
+
+        await step.run(f"s-{i}", work)
     return input.steps
 
 
@@ -122,6 +146,19 @@ def _size(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
+def _claim_poll(step: Step, reps: int = 50) -> dict[str, Any]:
+    """The mean ms of an idle claim poll: `claim_next` for jobs with nothing to claim
+    (the seeded pending runs belong to a job no worker knows). Timed over `reps` polls
+    together: the browser's clock is too coarse for one fast poll."""
+    store = step._execution.store  # type: ignore[attr-defined]
+    now = int(time.time() * 1000)
+    started = time.perf_counter()
+    for _ in range(reps):
+        claim = store.claim_next("bench-idle", now, 1, ["countdown"])
+        assert claim is None, "the idle poll claimed a run"
+    return {"ms": (time.perf_counter() - started) * 1000 / reps}
+
+
 @define_job(name="bench-probe", input=ProbeInput)
 async def bench_probe(step: Step, input: ProbeInput) -> Any:
     conn = _connection(step)
@@ -144,6 +181,8 @@ async def bench_probe(step: Step, input: ProbeInput) -> Any:
         started = time.perf_counter()
         seeded = _seed(conn, input.terminal, input.pending)
         return {"seeded": seeded, "ms": (time.perf_counter() - started) * 1000}
+    if input.action == "claim-poll":
+        return _claim_poll(step)
     if input.action == "size":
         return _size(conn)
     if input.action == "checkpoint":

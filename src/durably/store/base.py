@@ -81,6 +81,17 @@ class Wait:
         return {"kind": self.kind, "name": self.name, "until": self.until}
 
 
+class NewLog(NamedTuple):
+    """A log line to store (`append_logs`, or with a step's outcome: `persist_step`)."""
+
+    level: LogLevel
+    message: str
+    data_json: str | None
+    step_name: str | None
+    #: When it was written, epoch ms (a buffered line is stored later).
+    created_at: int
+
+
 @dataclass(frozen=True)
 class NewRun:
     id: str
@@ -229,7 +240,9 @@ class Store(ABC):
     @abstractmethod
     def start_step(self, lease: Lease) -> bool:
         """Whether the lease still holds before a step starts. Writes nothing: the run's
-        position is stored with the step's outcome (`persist_step`)."""
+        position is stored with the step's outcome (`persist_step`), fenced again. A
+        store that is its database's only writer may answer True without reading: it
+        changes every lease itself, and the runtime learns of those changes in-process."""
 
     @abstractmethod
     def record_stalled_step(self, lease: Lease, name: str, now: int) -> bool:
@@ -248,11 +261,13 @@ class Store(ABC):
         progress_json: str | None = None,
         kind: StepKind = "step",
         attempts: int = 1,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
         """Record a completed step and count it (and the run's latest progress, if
         given), atomically. The run has progressed: its stalled claims reset to 0.
         `kind` says whether it is a step or a finished wait; `attempts` how many attempts
-        the step took (a step with retries)."""
+        the step took (a step with retries); `logs` the lines written while it ran, stored
+        in the same commit, in order (nothing of it if the lease no longer holds)."""
 
     @abstractmethod
     def persist_step_failure(
@@ -265,9 +280,10 @@ class Store(ABC):
         now: int,
         kind: StepKind = "step",
         attempts: int = 1,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
         """Record a failed step (or a timed-out wait: `kind` ``event``) after `attempts`
-        attempts; `error` is also its `last_error`."""
+        attempts; `error` is also its `last_error`. `logs` as in `persist_step`."""
 
     @abstractmethod
     def suspend_run(
@@ -293,7 +309,6 @@ class Store(ABC):
         """Store the run's latest progress. Like a log line, it is committed at once but
         need not be flushed on its own: the run's next step or completion flushes it."""
 
-    @abstractmethod
     def append_log(
         self,
         lease: Lease,
@@ -303,8 +318,14 @@ class Store(ABC):
         step_name: str | None,
         now: int,
     ) -> bool:
-        """Store a log line, committed at once but flushed with the run's next step or
-        completion (see `update_progress`)."""
+        """Store one log line (see `append_logs`)."""
+        return self.append_logs(lease, [NewLog(level, message, data_json, step_name, now)])
+
+    @abstractmethod
+    def append_logs(self, lease: Lease, logs: Sequence[NewLog]) -> bool:
+        """Store log lines in order, in one commit made at once but flushed with the run's
+        next step or completion (see `update_progress`); all or none: none if the lease
+        no longer holds."""
 
     @abstractmethod
     def complete_run(

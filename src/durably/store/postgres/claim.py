@@ -26,12 +26,14 @@ MAX_CANDIDATES = 16
 # Claimable now: pending and due (no `run_at`, or passed), leased by a holder whose
 # lease expired, or waiting with `wake_at` passed; of the caller's jobs; never one the
 # caller executes itself (`held`). Parameters: now, jobs, held. Written for a table
-# alias `r`; CLAIM_KEYED reuses it on the bare table name.
+# alias `r`; CLAIM_KEYED reuses it on the bare table name. The status list repeats what
+# _DUE implies, so that the planner may use the partial index durably_runs_claimable.
 _DUE = """
     ((r.status = 'pending' AND (r.run_at IS NULL OR r.run_at <= %(now)s))
      OR (r.status = 'leased' AND r.lease_expires_at <= %(now)s)
      OR (r.status = 'waiting' AND r.wake_at <= %(now)s))"""
 _CLAIMABLE = f"""{_DUE}
+    AND r.status IN ('pending', 'leased', 'waiting')
     AND r.job_name = ANY(%(jobs)s) AND NOT (r.id = ANY(%(held)s))"""
 
 # The oldest candidate, by a plain read (no lock, no write): an idle poll is this one

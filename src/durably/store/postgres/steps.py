@@ -8,11 +8,34 @@ fenced the run.
 
 from __future__ import annotations
 
-from ...models import LogLevel, LogRecord, RunStatus, StepKind, StepRecord
-from ..base import Lease
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ...models import LogRecord, RunStatus, StepKind, StepRecord
+from ..base import Lease, NewLog
 from ..rows import log_from_row, step_from_row
 from ..sql import STEP_UPSERT
 from .connection import LEASE_GUARD, PostgresConnection, guard
+
+# The log lines of a write (%(logs)s: a JSON array, see `_logs_param`), inserted for each
+# run id a CTE named `source` returned, i.e. only if the fenced write applied. ORDER BY
+# the array position: ids follow the order the lines were written in.
+_LOGGED = """, logged AS (
+    INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at)
+    SELECT s.id, l->>'step', l->>'level', l->>'message', l->>'data', (l->>'created')::bigint
+      FROM {source} s, jsonb_array_elements(%(logs)s::jsonb) WITH ORDINALITY AS e(l, n)
+     ORDER BY n)"""
+
+
+def _logs_param(logs: Sequence[NewLog]) -> str:
+    return json.dumps(
+        [
+            {"step": x.step_name, "level": x.level, "message": x.message,
+             "data": x.data_json, "created": x.created_at}
+            for x in logs
+        ]
+    )  # fmt: skip
 
 
 class PostgresSteps(PostgresConnection):
@@ -39,16 +62,18 @@ class PostgresSteps(PostgresConnection):
         progress_json: str | None = None,
         kind: StepKind = "step",
         attempts: int = 1,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
-        # One statement: the count and the step row commit together or not at all, and
-        # the step is written only if the guarded UPDATE (which locks the run row, so a
-        # concurrent claim waits or has already changed the generation) applied.
+        # One statement: the count, the step row and its logs commit together or not at
+        # all, and the step is written only if the guarded UPDATE (which locks the run
+        # row, so a concurrent claim waits or has already changed the generation) applied.
+        logged = _LOGGED.format(source="counted") if logs else ""
         return self._write(
             "WITH counted AS ("
             "  UPDATE durably_runs SET completed_step_count = completed_step_count + 1,"
             "   current_step_index = %(next)s, progress = coalesce(%(progress)s, progress),"
             "   updated_at = %(now)s, stalled_claims = 0, stalled_step = NULL"
-            f"  WHERE {LEASE_GUARD} RETURNING id) "
+            f"  WHERE {LEASE_GUARD} RETURNING id){logged} "
             "INSERT INTO durably_steps (run_id, name, step_index, status, output, started_at, "
             "completed_at, kind, attempts) SELECT id, %(name)s, %(index)s, 'completed', "
             f"%(output)s, %(started)s, %(now)s, %(kind)s, %(attempts)s FROM counted {STEP_UPSERT}",
@@ -62,6 +87,7 @@ class PostgresSteps(PostgresConnection):
                 "started": started_at,
                 "kind": kind,
                 "attempts": attempts,
+                "logs": _logs_param(logs),
                 **guard(lease),
             },
         )
@@ -76,16 +102,26 @@ class PostgresSteps(PostgresConnection):
         now: int,
         kind: StepKind = "step",
         attempts: int = 1,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
         # FOR SHARE: a claim's fence (an UPDATE of the run) waits for this insert, or this
         # insert waits for the fence and then finds the generation changed. Without the
-        # lock, the check could read the run before a fence that commits first.
-        return self._write(
+        # lock, the check could read the run before a fence that commits first. The
+        # step's logs are written in the same statement, only if the step row was.
+        failed = (
             "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
             "completed_at, kind, attempts, last_error) SELECT %(id)s, %(name)s, %(index)s, "
             "'failed', %(error)s, %(started)s, %(now)s, %(kind)s, %(attempts)s, %(error)s "
             f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {LEASE_GUARD} FOR SHARE) "
-            f"{STEP_UPSERT}",
+            f"{STEP_UPSERT}"
+        )
+        if logs:
+            failed = (
+                f"WITH failed AS ({failed} RETURNING run_id AS id)"
+                f"{_LOGGED.format(source='failed')} SELECT id FROM failed"
+            )
+        return self._write(
+            failed,
             {
                 "name": name,
                 "index": index,
@@ -94,6 +130,7 @@ class PostgresSteps(PostgresConnection):
                 "now": now,
                 "kind": kind,
                 "attempts": attempts,
+                "logs": _logs_param(logs),
                 **guard(lease),
             },
         )
@@ -105,28 +142,13 @@ class PostgresSteps(PostgresConnection):
             {"progress": progress_json, "now": now, **guard(lease)},
         )
 
-    def append_log(
-        self,
-        lease: Lease,
-        level: LogLevel,
-        message: str,
-        data_json: str | None,
-        step_name: str | None,
-        now: int,
-    ) -> bool:
-        # FOR SHARE for the same reason as in persist_step_failure.
+    def append_logs(self, lease: Lease, logs: Sequence[NewLog]) -> bool:
+        # FOR SHARE for the same reason as in persist_step_failure; all lines or none.
+        params: dict[str, Any] = {"logs": _logs_param(logs), **guard(lease)}
         return self._write(
-            "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
-            "SELECT %(id)s, %(step)s, %(level)s, %(message)s, %(data)s, %(now)s "
-            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {LEASE_GUARD} FOR SHARE)",
-            {
-                "step": step_name,
-                "level": level,
-                "message": message,
-                "data": data_json,
-                "now": now,
-                **guard(lease),
-            },
+            f"WITH held AS (SELECT id FROM durably_runs WHERE {LEASE_GUARD} FOR SHARE)"
+            f"{_LOGGED.format(source='held')} SELECT 1 FROM held",
+            params,
         )
 
     def _finish(

@@ -35,6 +35,8 @@ class SqliteStore(
 
     `exclusive=True` sets ``locking_mode=EXCLUSIVE`` before anything else touches the
     file: the browser owner uses it (it holds the Web Lock, and WAL then needs no
-    shared memory). `synchronous` trades durability for speed: FULL survives an OS
-    crash, NORMAL survives a process or tab crash.
+    shared memory). As the database's only writer, the store then skips the lease read
+    before each step (`start_step`); the step's commit is fenced as always.
+    `synchronous` trades durability for speed: FULL survives an OS crash, NORMAL
+    survives a process or tab crash.
     """

@@ -31,6 +31,9 @@ class SqliteDatabase:
             raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
         self.path = path
         self._synchronous = synchronous
+        #: The connection holds the file's lock for its lifetime: no other connection or
+        #: process writes this database, so nothing but this store changes a lease.
+        self.exclusive = exclusive
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, cached_statements=256)
             self._conn.row_factory = sqlite3.Row
@@ -88,13 +91,21 @@ class SqliteDatabase:
 
     def _write_unflushed(self, sql: str, params: Sequence[Any]) -> bool:
         """`_write_one` for advisory records (log lines, progress): committed at once, but
-        under synchronous=FULL not synced on its own. In WAL mode the next FULL commit
-        syncs the log file, and with it every frame written before, so the record is
-        as durable as the run's next step. This saves a sync per log line."""
-        if self._synchronous != "FULL":
+        under synchronous=FULL not synced on its own (see `_unflushed`)."""
+        with self._unflushed():
             return self._write_one(sql, params)
+
+    @contextmanager
+    def _unflushed(self) -> Iterator[None]:
+        """Commits made inside are not synced on their own under synchronous=FULL. In WAL
+        mode the next FULL commit syncs the log file, and with it every frame written
+        before, so an advisory record is as durable as the run's next step. This saves
+        a sync per log line."""
+        if self._synchronous != "FULL":
+            yield
+            return
         self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            return self._write_one(sql, params)
+            yield
         finally:
             self._conn.execute("PRAGMA synchronous = FULL")

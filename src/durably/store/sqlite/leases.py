@@ -35,21 +35,34 @@ from .runs import runs_from_rows
 # event loop was blocked, but it is still executing) or is waiting (a waiting run is in
 # progress and keeps its key). Another worker's expired lease neither blocks its key nor
 # hides its run: the claim fences it.
+#
+# How it is found: for each job, its oldest eligible run, by a walk of
+# durably_runs_claimable (the job's pending, leased and waiting runs by created_at,
+# rowid) that stops at its first match; then the oldest of those few. Runs of jobs the
+# caller does not run, and finished runs, are never read, however many there are (one
+# shared walk by created_at would step over all of them on every idle poll). The result
+# is the same run as one scan of every run in (created_at, rowid) order would choose.
 # Named parameters: now, jobs (JSON array of job names), held (JSON array of run ids).
 _ELIGIBLE_RUN = """
     SELECT r.id, r.status, r.waiting_for FROM durably_runs r
-     WHERE ((r.status = 'pending' AND (r.run_at IS NULL OR r.run_at <= :now))
-            OR (r.status = 'leased' AND r.lease_expires_at <= :now)
-            OR (r.status = 'waiting' AND r.wake_at <= :now))
-       AND r.job_name IN (SELECT value FROM json_each(:jobs))
-       AND r.id NOT IN (SELECT value FROM json_each(:held))
-       AND (r.concurrency_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM durably_runs o
-             WHERE o.concurrency_key = r.concurrency_key AND o.id != r.id
-               AND (o.status = 'waiting'
-                    OR (o.status = 'leased'
-                        AND (o.lease_expires_at > :now
-                             OR o.id IN (SELECT value FROM json_each(:held)))))))
+     WHERE r.rowid IN (
+        SELECT (
+            SELECT c.rowid FROM durably_runs c
+             WHERE c.job_name = j.value AND c.status IN ('pending', 'leased', 'waiting')
+               AND ((c.status = 'pending' AND (c.run_at IS NULL OR c.run_at <= :now))
+                    OR (c.status = 'leased' AND c.lease_expires_at <= :now)
+                    OR (c.status = 'waiting' AND c.wake_at <= :now))
+               AND c.id NOT IN (SELECT value FROM json_each(:held))
+               AND (c.concurrency_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM durably_runs o
+                     WHERE o.concurrency_key = c.concurrency_key AND o.id != c.id
+                       AND (o.status = 'waiting'
+                            OR (o.status = 'leased'
+                                AND (o.lease_expires_at > :now
+                                     OR o.id IN (SELECT value FROM json_each(:held)))))))
+             ORDER BY c.created_at, c.rowid
+             LIMIT 1)
+          FROM json_each(:jobs) j)
      ORDER BY r.created_at, r.rowid
      LIMIT 1"""
 

@@ -1,17 +1,36 @@
 """Writes by the lease holder in SQLite (steps, progress, logs, completion, failure) and
 the reads of steps and logs. Invariant kept: every write carries the lease guard
-(`status = 'leased' AND lease_generation = ?`), so a stale holder (reclaimed run) or a
-cancelled run changes nothing, and each reports whether it applied."""
+(`status = 'leased' AND lease_generation = ?`), or runs in a transaction that checked it
+first, so a stale holder (reclaimed run) or a cancelled run changes nothing, and each
+reports whether it applied."""
 
 from __future__ import annotations
 
-from ...models import LogLevel, LogRecord, RunStatus, StepKind, StepRecord
-from ..base import Lease
+from collections.abc import Sequence
+from sqlite3 import Connection
+
+from ...models import LogRecord, RunStatus, StepKind, StepRecord
+from ..base import Lease, NewLog
 from ..rows import log_from_row, step_from_row
 from ..sql import STEP_UPSERT, lease_guard, lease_params
 from .database import SqliteDatabase
 
 _LEASE_GUARD = lease_guard("?")
+
+_INSERT_LOG = (
+    "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insert_logs(conn: Connection, run_id: str, logs: Sequence[NewLog]) -> None:
+    """Insert `logs` in order (ids ascending); the caller has checked the lease."""
+    if not logs:
+        return  # most steps log nothing: not even an empty executemany
+    conn.executemany(
+        _INSERT_LOG,
+        [(run_id, x.step_name, x.level, x.message, x.data_json, x.created_at) for x in logs],
+    )
 
 
 class SqliteSteps(SqliteDatabase):
@@ -20,6 +39,11 @@ class SqliteSteps(SqliteDatabase):
     def start_step(self, lease: Lease) -> bool:
         # A read, not a write: a step that starts costs no commit. The step's own
         # commit (persist_step) is fenced again and moves current_step_index on.
+        if self.exclusive:
+            # The sole writer: only this store can move the lease on (a claim, a cancel),
+            # and the runtime learns of those in-process (the scheduler never claims its
+            # own runs; a cancel fires the run's signal). The read would only repeat it.
+            return True
         row = self._execute(
             f"SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}", lease_params(lease)
         ).fetchone()
@@ -43,6 +67,7 @@ class SqliteSteps(SqliteDatabase):
         progress_json: str | None = None,
         kind: StepKind = "step",
         attempts: int = 1,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
         with self._transaction() as conn:
             counted = conn.execute(
@@ -62,6 +87,7 @@ class SqliteSteps(SqliteDatabase):
                 f"VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?) {STEP_UPSERT}",
                 (lease.run_id, name, index, output_json, started_at, now, kind, attempts),
             )
+            _insert_logs(conn, lease.run_id, logs)
             return True
 
     def persist_step_failure(
@@ -74,16 +100,22 @@ class SqliteSteps(SqliteDatabase):
         now: int,
         kind: StepKind = "step",
         attempts: int = 1,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
         # INSERT ... SELECT writes only while the lease is still ours; a re-run after a
-        # resume replaces the earlier attempt's row.
-        return self._write_one(
-            "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
-            "completed_at, kind, attempts, last_error) SELECT ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ? "
-            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}) {STEP_UPSERT}",
-            (lease.run_id, name, index, error, started_at, now, kind, attempts, error,
-             *lease_params(lease)),
-        )  # fmt: skip
+        # resume replaces the earlier attempt's row. The step's logs go in the same commit.
+        with self._transaction() as conn:
+            failed = conn.execute(
+                "INSERT INTO durably_steps (run_id, name, step_index, status, error, started_at, "
+                "completed_at, kind, attempts, last_error) "
+                "SELECT ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ? "
+                f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}) {STEP_UPSERT}",
+                (lease.run_id, name, index, error, started_at, now, kind, attempts, error,
+                 *lease_params(lease)),
+            ).rowcount  # fmt: skip
+            if failed:
+                _insert_logs(conn, lease.run_id, logs)
+            return failed > 0
 
     def update_progress(self, lease: Lease, progress_json: str, now: int) -> bool:
         return self._write_unflushed(
@@ -91,22 +123,26 @@ class SqliteSteps(SqliteDatabase):
             (progress_json, now, *lease_params(lease)),
         )
 
-    def append_log(
-        self,
-        lease: Lease,
-        level: LogLevel,
-        message: str,
-        data_json: str | None,
-        step_name: str | None,
-        now: int,
-    ) -> bool:
-        # INSERT ... SELECT: the line is written only while the lease is still ours.
-        return self._write_unflushed(
-            "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
-            "SELECT ?, ?, ?, ?, ?, ? "
-            f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD})",
-            (lease.run_id, step_name, level, message, data_json, now, *lease_params(lease)),
-        )
+    def append_logs(self, lease: Lease, logs: Sequence[NewLog]) -> bool:
+        if len(logs) == 1:
+            # INSERT ... SELECT: the line is written only while the lease is still ours.
+            x = logs[0]
+            return self._write_unflushed(
+                "INSERT INTO durably_logs (run_id, step_name, level, message, data, created_at) "
+                "SELECT ?, ?, ?, ?, ?, ? "
+                f"WHERE EXISTS (SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD})",
+                (lease.run_id, x.step_name, x.level, x.message, x.data_json, x.created_at,
+                 *lease_params(lease)),
+            )  # fmt: skip
+        # Checked and written under one write lock: no claim or cancel slips in between.
+        with self._unflushed(), self._transaction() as conn:
+            held = conn.execute(
+                f"SELECT 1 FROM durably_runs WHERE {_LEASE_GUARD}", lease_params(lease)
+            ).fetchone()
+            if held is None:
+                return False
+            _insert_logs(conn, lease.run_id, logs)
+            return True
 
     def complete_run(
         self,
