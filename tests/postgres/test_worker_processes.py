@@ -112,7 +112,7 @@ def test_killed_workers_runs_are_reclaimed_and_complete(schema: Schema, workers:
     rng = random.Random(20)
     # Kills land on busy workers, so one run may be hit more than once in a row: this
     # test is about reclaiming, not about failing poison runs (test_stalled_runs.py).
-    lease = ("--lease-ms", "1500", "--lease-renew-interval-ms", "250",
+    lease = ("--lease-ms", "3000", "--lease-renew-interval-ms", "250",
              "--polling-interval-ms", "100", "--max-stalled-attempts", "25")  # fmt: skip
     runs = []
     for n in range(240):
