@@ -229,31 +229,29 @@ class WorkerErrorEvent(Event):
         )
 
 
-EVENT_TYPES: tuple[str, ...] = tuple(
-    cls.type
-    for cls in (
-        RunTriggerEvent,
-        RunCoalescedEvent,
-        RunLeasedEvent,
-        RunLeaseRenewedEvent,
-        RunProgressEvent,
-        RunCompleteEvent,
-        RunFailEvent,
-        RunCancelEvent,
-        RunDeleteEvent,
-        RunWaitEvent,
-        RunWakeEvent,
-        RunResumeEvent,
-        RunsPurgeEvent,
-        StepStartEvent,
-        StepCompleteEvent,
-        StepFailEvent,
-        StepCancelEvent,
-        StepRetryEvent,
-        LogWriteEvent,
-        WorkerErrorEvent,
-    )
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    RunTriggerEvent,
+    RunCoalescedEvent,
+    RunLeasedEvent,
+    RunLeaseRenewedEvent,
+    RunProgressEvent,
+    RunCompleteEvent,
+    RunFailEvent,
+    RunCancelEvent,
+    RunDeleteEvent,
+    RunWaitEvent,
+    RunWakeEvent,
+    RunResumeEvent,
+    RunsPurgeEvent,
+    StepStartEvent,
+    StepCompleteEvent,
+    StepFailEvent,
+    StepCancelEvent,
+    StepRetryEvent,
+    LogWriteEvent,
+    WorkerErrorEvent,
 )
+EVENT_TYPES: tuple[str, ...] = tuple(cls.type for cls in EVENT_CLASSES)
 TERMINAL_RUN_EVENTS = frozenset({"run:complete", "run:fail", "run:cancel", "run:delete"})
 
 Listener = Callable[[Event], Awaitable[None] | None]

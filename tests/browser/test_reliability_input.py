@@ -190,13 +190,15 @@ FUZZ = """async ({ count, seed }) => {
     const responses = new Map();
     let anonymous = 0;
     const original = d._onMessage.bind(d);
-    d._onMessage = (message) => {
+    d._onMessage = (data) => {
+        // The runtime answers with JSON text, the worker itself with objects.
+        const message = typeof data === "string" ? JSON.parse(data) : data;
         if (message && typeof message === "object" && "ok" in message && typeof message.id === "string" && message.id.startsWith("fuzz-")) {
             responses.set(message.id, (responses.get(message.id) ?? 0) + 1);
         } else if (message && "ok" in message && message.id === null) {
             anonymous++;
         } else {
-            original(message);
+            original(data);
         }
     };
     let withId = 0, withoutId = 0;

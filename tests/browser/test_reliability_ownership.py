@@ -104,7 +104,7 @@ HOLD_NEW_DATABASE_FILE = """async (name) => {
 FAILING_OWNER = """async (database) => {
     const worker = new Worker("/durably/worker.js", { type: "module" });
     const channel = new MessageChannel();
-    worker.postMessage({ type: "durably:connect", protocol: 1 }, [channel.port2]);
+    worker.postMessage({ type: "durably:connect", protocol: 2 }, [channel.port2]);
     window.failingWorker = worker;  // kept alive: the page stays open with it
     window.failingOwner = new Promise((resolve) => {
         channel.port1.onmessage = ({ data }) => { if (data.id === 1) resolve(data); };

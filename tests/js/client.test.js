@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
 import { DurablyClient, createDurably } from "../../web/durably/client.js";
-import { fakeRuntime, installFakeWorker, tick } from "./fakes.js";
+import { FakeBroadcastChannel, fakeRuntime, installFakeWorker, tick } from "./fakes.js";
 
 globalThis.location = { href: "http://127.0.0.1:8000/demo/" };
 const OPTIONS = { database: "app", vendorUrl: "/vendor" };
@@ -159,13 +159,35 @@ test("a secondary receives the owner's runtime events, not its worker's own even
   const secondary = await createDurably(OPTIONS);
   await tick();
   const seen = [];
-  secondary.on("*", (event) => event.type !== "role" && seen.push(event.type));
-  owner._emit({ type: "run:progress", runId: "r1", jobName: "countdown" });
+  secondary.on("*", (event) => event.type !== "role" && seen.push(event));
+  fake.started[0].runtime.bridge.postEvents([{ type: "run:progress", runId: "r1", jobName: "countdown", timestamp: 0 }]);
   owner._emit({ type: "boot", phase: "ready" }); // this tab's own: not relayed
-  for (let i = 0; i < 4; i++) await tick();
-  assert.deepEqual(seen, ["run:progress"]);
+  for (let i = 0; i < 6; i++) await tick();
+  assert.deepEqual(seen, [{ type: "run:progress", runId: "r1", jobName: "countdown", timestamp: "1970-01-01T00:00:00.000Z" }]);
+  // The batch crossed to the other tabs as the worker's text, not as cloned objects.
+  const relayed = FakeBroadcastChannel.log.filter((message) => message.kind === "events");
+  assert.equal(relayed.length, 1);
+  assert.equal(typeof relayed[0].text, "string");
   await owner.close();
   await secondary.close();
+});
+
+test("runtime events arrive with ISO-8601 dates, like run records", async () => {
+  const durably = await createDurably(OPTIONS);
+  const seen = [];
+  durably.on("*", (event) => seen.push(event));
+  const at = Date.parse("2026-05-04T03:02:01.123Z");
+  fake.started[0].runtime.bridge.postEvents([
+    { type: "step:start", runId: "r1", jobName: "countdown", timestamp: at, stepName: "a", stepIndex: 0 },
+    { type: "run:leased", runId: "r1", jobName: "countdown", timestamp: at, leaseOwner: "tab", leaseExpiresAt: at + 30_000, leaseGeneration: 1 },
+    { type: "run:wait", runId: "r1", jobName: "countdown", timestamp: at, kind: "event", name: "go", until: null },
+  ]);
+  for (let i = 0; i < 4; i++) await tick();
+  assert.deepEqual(seen.map((event) => event.timestamp), Array(3).fill("2026-05-04T03:02:01.123Z"));
+  assert.equal(seen[1].leaseExpiresAt, "2026-05-04T03:02:31.123Z");
+  assert.equal(seen[2].until, null);
+  assert.deepEqual(seen[0], { type: "step:start", runId: "r1", jobName: "countdown", timestamp: "2026-05-04T03:02:01.123Z", stepName: "a", stepIndex: 0 });
+  await durably.close();
 });
 
 test("when the owner closes, the next tab takes over, emits role, and a call in flight is answered by it", async () => {

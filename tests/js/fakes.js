@@ -5,7 +5,7 @@
 // Web Lock is held until its callback's promise settles, granted first come first served.
 
 import { createWorkerHost } from "../../web/durably/worker.js";
-import { CONNECT, PROTOCOL_VERSION } from "../../web/durably/protocol.js";
+import { CONNECT, PROTOCOL_VERSION, parseRuntimeMessage } from "../../web/durably/protocol.js";
 
 export const WORKER_URL = "http://127.0.0.1:8000/durably/worker.js";
 
@@ -145,7 +145,8 @@ export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeClos
     log.push("prepared");
     return { jobsImported: true };
   };
-  const boot = async (config, runtime, { post }, prepared) => {
+  const fake = { prepare, boot: null, log, bridge: null };
+  fake.boot = async (config, runtime, { post }, prepared) => {
     if (!prepared?.jobsImported) throw new Error("boot ran before prepare finished");
     log.push("boot");
     if (gate) await gate;
@@ -156,8 +157,10 @@ export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeClos
         const message = JSON.parse(text);
         log.push(`handle ${message.type}`);
         const result = message.type === "getRun" ? { id: message.runId, status: "leased" } : { type: message.type };
-        post({ id: message.id, ok: true, result });
+        post(JSON.stringify({ id: message.id, ok: true, result })); // the bridge posts JSON text
       },
+      /** As the bridge forwards one turn's runtime events: one JSON text, dates in epoch ms. */
+      postEvents: (events) => post(JSON.stringify({ type: "events", events })),
       async close() {
         log.push("bridge:close");
         if (bridgeCloseError) throw bridgeCloseError;
@@ -165,9 +168,10 @@ export function fakeRuntime({ log = [], gate = null, failWith = null, bridgeClos
       set_online: (online) => log.push(`online ${online}`),
       destroy: () => log.push("bridge:destroy"),
     };
+    fake.bridge = runtime.bridge;
     return { jobs: ["countdown"], jobErrors: [] };
   };
-  return { prepare, boot, log };
+  return fake;
 }
 
 /** The page's end of a host's port: send requests, collect responses and events. */
@@ -178,8 +182,10 @@ export class FakePage {
     this.pending = new Map();
     this.events = [];
     port.onmessage = ({ data }) => {
-      if (data.type === "events") this.events.push(...data.events);
-      else this.pending.get(data.id)?.(data);
+      // The runtime's messages are JSON text, the worker's own are objects (as in client.js).
+      const message = typeof data === "string" ? parseRuntimeMessage(data) : data;
+      if (message.type === "events") this.events.push(...message.events);
+      else this.pending.get(message.id)?.(message);
     };
   }
 

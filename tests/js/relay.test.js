@@ -185,12 +185,23 @@ test("a request sent to a tab that is no longer the owner is sent again to the r
 
 test("the owner's events reach every other tab, and no tab echoes them", async () => {
   const [owner, a, b] = await tabsWithOwner("a", "b");
-  owner.relay.publish({ type: "run:progress", runId: "r1" });
-  a.relay.publish({ type: "run:progress", runId: "ignored" }); // a secondary publishes nothing
+  const text = JSON.stringify({ type: "events", events: [{ type: "run:progress", runId: "r1", timestamp: 0 }] });
+  owner.relay.publish(text);
+  a.relay.publish(JSON.stringify({ type: "events", events: [{ type: "run:progress", runId: "ignored" }] })); // a secondary publishes nothing
   await settle();
-  assert.deepEqual(a.events, [{ type: "run:progress", runId: "r1" }]);
-  assert.deepEqual(b.events, [{ type: "run:progress", runId: "r1" }]);
+  // One message per batch, carrying the worker's text as it is; each tab parses it once.
+  assert.deepEqual(sent("events").map((message) => message.text), [text]);
+  const expected = [{ type: "run:progress", runId: "r1", timestamp: "1970-01-01T00:00:00.000Z" }];
+  assert.deepEqual(a.events, expected);
+  assert.deepEqual(b.events, expected);
   assert.deepEqual(owner.events, []);
+});
+
+test("an event from an older owner, one object per message, is still delivered", async () => {
+  const [owner, a] = await tabsWithOwner("a");
+  owner.relay._post({ kind: "event", event: { type: "run:progress", runId: "r1", timestamp: "1970-01-01T00:00:00.000Z" } });
+  await settle();
+  assert.deepEqual(a.events, [{ type: "run:progress", runId: "r1", timestamp: "1970-01-01T00:00:00.000Z" }]);
 });
 
 test("a secondary notices missing heartbeats, and the owner's return", async () => {

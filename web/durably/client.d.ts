@@ -174,6 +174,10 @@ export interface DurablyEvent {
   type: DurablyEventType | WorkerEventType | TabEventType | (string & {});
   runId?: string | null;
   jobName?: string | null;
+  /** When it happened: an ISO-8601 UTC string with milliseconds
+   * ("2026-05-04T03:02:01.123Z"), the form of every record's dates (a run's `startedAt`,
+   * `completedAt`, ...), so the two compare and sort alike. The runtime sends it as epoch
+   * ms; the client converts it (and `leaseExpiresAt`, `until`) once, as it reads a batch. */
   timestamp?: string;
   [field: string]: unknown;
 }

@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   TERMINAL_RUN_EVENTS,
   WORKER_EVENTS,
+  parseRuntimeMessage,
   toError,
 } from "./protocol.js";
 import { Relay, relayChannelName } from "./relay.js";
@@ -75,10 +76,6 @@ export class DurablyClient {
       (event) => !event.persisted && this._relay?.announceGone(),
       { signal: this._pageListeners.signal },
     );
-    // The owner passes its runtime events (they carry `runId`) on to the other tabs.
-    this.on("*", (event) => {
-      if (this.role === "owner" && Object.hasOwn(event, "runId")) this._relay?.publish(event);
-    });
     if (onBoot) this.on(WORKER_EVENTS.BOOT, (event) => onBoot(event.phase, event));
     this.on(WORKER_EVENTS.OWNER, (event) => {
       this.jobs = event.jobs ?? [];
@@ -414,8 +411,12 @@ export class DurablyClient {
     page.addEventListener("offline", tell, { signal: this._pageListeners.signal });
   }
 
-  _onMessage(message) {
+  _onMessage(data) {
+    // The runtime's messages are JSON text (parsed here, once); the worker's own, objects.
+    const message = typeof data === "string" ? parseRuntimeMessage(data) : data;
     if (message?.type === "events" && Array.isArray(message.events)) {
+      // The owner passes its runtime's events on to the other tabs, as the same text.
+      if (typeof data === "string" && this.role === "owner") this._relay?.publish(data);
       // One message per turn of the worker's event loop; listeners still get one call
       // per event, in order.
       for (const event of message.events) this._emit(event);

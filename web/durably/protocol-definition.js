@@ -17,7 +17,7 @@ function deepFreeze(value) {
 }
 
 /** The version a page and a worker must share. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Requests the Python runtime answers (bridge.py HANDLERS), with their fields. */
 export const RUNTIME_REQUESTS = deepFreeze({
@@ -123,6 +123,9 @@ export const EVENT_TYPES = deepFreeze([
   "log:write",
   "worker:error",
 ]);
+
+/** Event keys the runtime sends as epoch ms; the page's events hold ISO-8601 strings. */
+export const EVENT_DATE_FIELDS = deepFreeze(["timestamp", "leaseExpiresAt", "until"]);
 
 /** Events the worker posts itself: boot {phase}, secondary {message}, owner {jobs}. */
 export const WORKER_EVENT_TYPES = deepFreeze(["boot", "secondary", "owner"]);

@@ -6,13 +6,17 @@
 //   response  worker → page  {id, ok: true, result}
 //                           | {id, ok: false, error: {name, message, fields?}}
 //   events    worker → page  {type: "events", events: [{type, ...}, ...]}  (one or more, in order)
+// The runtime's responses and events cross as the JSON text its bridge wrote, parsed
+// once, on the page (`parseRuntimeMessage`); the worker's own messages are objects. On
+// the wire an event's dates (EVENT_DATE_FIELDS) are epoch milliseconds, cheap to write
+// in Python; the page's events carry them as ISO-8601 strings, like every record.
 // Every request gets exactly one response. A message that is not a valid request
 // gets an error response (with id null when it had no usable id).
 //
 // The requests, their fields, the event types and the error names are defined once, on
 // the Python side, and generated into protocol-definition.js (`make setup`).
 
-import { WORKER_EVENT_TYPES } from "./protocol-definition.js";
+import { EVENT_DATE_FIELDS, WORKER_EVENT_TYPES } from "./protocol-definition.js";
 
 export {
   PROTOCOL_VERSION,
@@ -44,4 +48,22 @@ export function toError(payload) {
   error.name = payload?.name ?? "Error";
   if (Array.isArray(payload?.fields)) error.fields = [...payload.fields];
   return error;
+}
+
+/**
+ * A message of the runtime (JSON text), as the page sees it: an events message's dates
+ * become ISO-8601 strings. Parsed here once, for this tab and for the tabs it relays to.
+ * @param {string} text
+ */
+export function parseRuntimeMessage(text) {
+  const message = JSON.parse(text);
+  if (message?.type === "events" && Array.isArray(message.events)) {
+    for (const event of message.events) {
+      for (const key of EVENT_DATE_FIELDS) {
+        const value = event[key];
+        if (typeof value === "number") event[key] = new Date(value).toISOString();
+      }
+    }
+  }
+  return message;
 }

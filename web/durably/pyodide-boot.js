@@ -259,7 +259,7 @@ export async function prepareRuntime(config, { emit }) {
  *
  * @param {object} config  The page's init config ({database, synchronous, options, ...}).
  * @param {import("./worker.js").Runtime} runtime  Filled in as resources are acquired.
- * @param {{emit: Function, post: (message: object) => void}} io
+ * @param {{emit: Function, post: (message: object | string) => void}} io
  * @param {PreparedRuntime} prepared  From prepareRuntime.
  * @returns {Promise<{jobs: string[], jobErrors: {module: string, message: string}[]}>}
  */
@@ -274,7 +274,8 @@ export async function openRuntime(config, runtime, { emit, post }, { pyodide, pr
     options: config.options ?? {},
   };
   try {
-    runtime.bridge = await open_bridge(JSON.stringify(runtimeConfig), (text) => post(JSON.parse(text)), prepared);
+    // The bridge's messages go on as the JSON text it wrote: the page parses them, once.
+    runtime.bridge = await open_bridge(JSON.stringify(runtimeConfig), (text) => post(text), prepared);
   } catch (error) {
     throw fromPython(error);
   } finally {

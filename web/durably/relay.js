@@ -6,7 +6,10 @@
 //   owner-gone    {kind: "owner-gone", from}           the owner is closing
 //   request       {kind: "request", from, to, id, type, fields, timeoutMs}
 //   response      {kind: "response", from, to, id, ok, result | error, notOwner?}
-//   event         {kind: "event", from, event}         the owner's runtime events
+//   events        {kind: "events", from, text}         the owner's runtime events: one
+//                                                      batch, as the JSON text its worker
+//                                                      posted (each tab parses it once)
+//   event         {kind: "event", from, event}         one event, from an older owner
 // Invariants: a request is answered only by the tab it was sent to, and its response
 // goes only to the tab that asked (`to`). A pending request is settled exactly once:
 // by its response, its timeout, close(), or an owner change. On an owner change a read
@@ -14,7 +17,7 @@
 // owner; any other call is rejected with OwnerChangedError, because whether the old
 // owner applied it is unknown.
 
-import { toError } from "./protocol.js";
+import { parseRuntimeMessage, toError } from "./protocol.js";
 
 export const RELAY_VERSION = 1;
 
@@ -24,6 +27,8 @@ export const RELAY_MESSAGES = Object.freeze({
   OWNER_GONE: "owner-gone",
   REQUEST: "request",
   RESPONSE: "response",
+  EVENTS: "events",
+  /** Sent by owners before events travelled as text; still delivered. */
   EVENT: "event",
 });
 
@@ -125,10 +130,11 @@ export class Relay {
     }
   }
 
-  /** The owner passes each of its runtime events on to the other tabs. */
-  publish(event) {
+  /** The owner passes its runtime's events on to the other tabs: `text` is one events
+   * message's JSON text, as the worker posted it (not parsed and cloned again). */
+  publish(text) {
     if (this.role !== "owner" || this.closed) return;
-    this._post({ kind: RELAY_MESSAGES.EVENT, event });
+    this._post({ kind: RELAY_MESSAGES.EVENTS, text });
   }
 
   /** As the owner, tell the others it is going (the page is unloading, or closing). */
@@ -264,9 +270,26 @@ export class Relay {
       case RELAY_MESSAGES.RESPONSE:
         if (message.to === this.tabId) this._onResponse(message);
         return;
+      case RELAY_MESSAGES.EVENTS:
+        if (this.role !== "owner" && typeof message.text === "string") this._deliverText(message.text);
+        return;
       case RELAY_MESSAGES.EVENT:
         if (this.role !== "owner" && message.event && typeof message.event.type === "string") this._deliver(message.event);
         return;
+    }
+  }
+
+  _deliverText(text) {
+    let message;
+    try {
+      message = parseRuntimeMessage(text);
+    } catch (error) {
+      console.error("durably: events relayed by the owner tab could not be read", error);
+      return;
+    }
+    if (message?.type !== "events" || !Array.isArray(message.events)) return;
+    for (const event of message.events) {
+      if (typeof event?.type === "string") this._deliver(event);
     }
   }
 

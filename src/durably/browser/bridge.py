@@ -18,11 +18,11 @@ from typing import Any
 from .. import Durably, Limits, create_durably
 from ..durations import parse_duration_ms
 from ..errors import DurablyError, ProtocolError, ValidationError
-from ..events import Event
 from ..jobs import JobDefinition
 from ..models import Run
 from ..store import SqliteStore
 from ..store.sqlite import Synchronous
+from .event_stream import EventBatch
 from .loader import JobModule, load_job_modules
 from .protocol import (
     MAX_SAFE_INTEGER,
@@ -214,10 +214,9 @@ class Bridge:
     """Serves one page's requests against one `Durably` runtime.
 
     The worker hands every request to `handle` as JSON text and posts whatever the
-    bridge emits through its `post` callable. Events emitted in one turn of the event
-    loop travel as one message, ``{"type": "events", "events": [...]}`` (the only shape
-    events take): a job reporting progress in a tight loop costs one postMessage, not
-    thousands.
+    bridge emits through its `post` callable, as the JSON text it is. Events emitted in
+    one turn of the event loop travel as one message (see event_stream.py): a job
+    reporting progress in a tight loop costs one postMessage, not thousands.
     """
 
     def __init__(self, durably: Durably, post: Post) -> None:
@@ -225,38 +224,17 @@ class Bridge:
         self._post = post
         # Strong references to request tasks in flight (asyncio keeps only weak ones).
         self._tasks: set[asyncio.Task[None]] = set()
-        # Events not posted yet, in emission order; posted together at the end of this
-        # turn of the event loop (`_flush_handle` is the scheduled post) or before a response.
-        self._queued: list[dict[str, Any]] = []
-        self._flush_handle: asyncio.Handle | None = None
-        self._unsubscribe = durably.on("*", self._forward_event)
+        self._events = EventBatch(post)
+        self._unsubscribe = durably.on("*", self._events.add)
         #: What start-up found: registered jobs, job module errors, reclaimed runs.
         self.info: dict[str, Any] = {}
 
     def info_json(self) -> str:
         return json.dumps(self.info)
 
-    def _send(self, message: Mapping[str, Any]) -> None:
-        self._post(json.dumps(message, allow_nan=False, separators=(",", ":")))
-
-    def _forward_event(self, event: Event) -> None:
-        self._queued.append(to_camel(event.to_dict()))
-        if self._flush_handle is not None:
-            return
-        try:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush_events)
-        except RuntimeError:  # no running loop (e.g. while closing): post at once
-            self.flush_events()
-
     def flush_events(self) -> None:
         """Post the queued events now, as one message."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if not self._queued:
-            return
-        events, self._queued = self._queued, []
-        self._send({"type": "events", "events": events})
+        self._events.flush()
 
     def handle(self, text: str) -> None:
         """Accept one request (JSON text); its response is posted when ready."""

@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import ValidationError
 from ..models import ms_to_datetime
 
-PROTOCOL_VERSION = 1
+#: 2: the runtime's messages cross as JSON text; events' dates as epoch milliseconds.
+PROTOCOL_VERSION = 2
 #: The largest integer JavaScript numbers hold exactly; also keeps SQLite's 64-bit ints safe.
 MAX_SAFE_INTEGER = 2**53 - 1
 #: The longest wait a request may ask for (what `setTimeout` accepts: about 24.8 days).

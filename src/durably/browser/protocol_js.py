@@ -1,7 +1,8 @@
 """Render the page's copy of the protocol definition: web/durably/protocol-definition.js.
 
 The Python side is the source: the requests and their fields (`protocol.REQUEST_FIELDS`,
-`protocol.WORKER_REQUEST_FIELDS`), the event types (`events.EVENT_TYPES`), the error
+`protocol.WORKER_REQUEST_FIELDS`), the event types (`events.EVENT_TYPES`) and the keys
+of their dates (`event_stream.date_fields`), the error
 names (`errors.py`) and the run statuses (`models.RunStatus`). The JS module is data
 only, deeply frozen; `scripts/gen_protocol.py` writes it (``make setup`` runs it) and a
 unit test fails when the committed file differs from what `render()` returns.
@@ -16,6 +17,7 @@ from typing import Any
 from .. import errors
 from ..events import EVENT_TYPES, TERMINAL_RUN_EVENTS
 from ..models import TERMINAL_STATUSES, RunStatus
+from .event_stream import date_fields
 from .protocol import (
     PAGE_ERROR_NAMES,
     PROTOCOL_VERSION,
@@ -94,6 +96,11 @@ def exports() -> list[_Export]:
             {kind: fields_definition(fields) for kind, fields in WORKER_REQUEST_FIELDS.items()},
         ),
         ("EVENT_TYPES", "The runtime's noun:verb event types (events.py).", list(EVENT_TYPES)),
+        (
+            "EVENT_DATE_FIELDS",
+            "Event keys the runtime sends as epoch ms; the page's events hold ISO-8601 strings.",
+            date_fields(),
+        ),
         (
             "WORKER_EVENT_TYPES",
             "Events the worker posts itself: boot {phase}, secondary {message}, owner {jobs}.",
