@@ -29,15 +29,18 @@ def held_page(context: BrowserContext, server: str, database: str) -> Page:
 def settle(page: Page) -> dict[str, Any]:
     page.wait_for_function("window.durablyReady !== undefined")
     result: dict[str, Any] = page.evaluate(
-        """async () => {
+        """async (BOOT_TIMEOUT_MS) => {
             try {
                 const d = await window.durablyReady;
-                const ping = await d._request("ping", {});
+                // A worker still preparing Python answers once that synchronous work
+                // ends, which on a loaded machine can take longer than the usual 30 s.
+                const ping = await d._request("ping", {}, BOOT_TIMEOUT_MS);
                 const handles = window.workerReports
                     .filter((r) => r?.type === "durably-test:sync-access-handle").map((r) => r.name);
                 return { role: d.role, state: ping.state, handles };
             } catch (e) { return { error: `${e.name}: ${e.message}` }; }
-        }"""
+        }""",
+        BOOT_TIMEOUT_MS,
     )
     return result
 
