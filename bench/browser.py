@@ -459,13 +459,16 @@ def takeover(browser: Browser, context: BrowserContext, sizes: Sizes) -> dict[st
         )
         closed_at = call(owner, "(b) => b.epoch()")
         owner.close()
+        # The standby also received the owner's events (relayed): the step it runs
+        # itself is the first to start after the close.
         standby.wait_for_function(
-            "(id) => window.bench.events(id).some((e) => e.type === 'step:start')",
-            arg=run["id"],
+            "([id, closed]) => window.bench.events(id)"
+            ".some((e) => e.type === 'step:start' && e.epoch > closed)",
+            arg=[run["id"], closed_at],
             polling=5,
         )
         events = call(standby, "(b, id) => b.events(id)", run["id"])
-        first_step = next(e for e in events if e["type"] == "step:start")
+        first_step = next(e for e in events if e["type"] == "step:start" and e["epoch"] > closed_at)
         standby_boot = call(standby, "(b) => b.boot()")
         samples.append(
             {
