@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .browser import QUICK, REPO, Sizes, ratio, run_boot, run_browser, run_steps
+from .browser import run_browser, run_steps
 from .cpython import run_cpython
+from .pages import QUICK, REPO, Sizes, ratio
 from .postgres import run_postgres
+from .startup import run_boot
 
 
 def _log(message: str) -> None:

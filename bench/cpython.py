@@ -18,7 +18,7 @@ from typing import Any
 from durably import create_durably
 from durably.store import SqliteStore
 
-from .browser import REPO, Sizes, ratio
+from .pages import REPO, Sizes, ratio
 
 
 def _load(relative: str, name: str) -> ModuleType:

@@ -23,7 +23,7 @@ from durably.models import RunStatus
 from durably.store import NewRun, RunQuery, SqliteStore
 
 from . import worker_jobs
-from .browser import REPO, Sizes
+from .pages import REPO, Sizes
 
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 import pg_server
