@@ -17,8 +17,7 @@ from .encoding import from_json, to_json
 from .errors import StorageError
 from .events import Event, LogWriteEvent
 from .models import LogLevel
-from .store import Lease, Store
-from .store.base import NewLog
+from .store import Lease, NewLog, Store
 
 #: Lines a step may buffer; the next one stores them all at once (a step that logs a
 #: lot keeps its memory bounded and its lines visible while it runs).

@@ -16,7 +16,7 @@ from harness import Database, FakeClock, claim_and_execute, record, until
 
 from durably import CancellationSignal, RunStatus, define_job
 from durably.errors import LeaseLostError
-from durably.store import Lease, NewRun
+from durably.store import Lease, NewLog, NewRun
 
 LEASE_MS = 10_000
 
@@ -193,7 +193,7 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     assert store.persist_step(stale, "s", 0, '"x"', now, now) is False
     assert store.persist_step_failure(stale, "s", 0, "err", now, now) is False
     assert store.update_progress(stale, '{"current":1}', now) is False
-    assert store.append_log(stale, "info", "m", None, None, now) is False
+    assert store.append_logs(stale, [NewLog("info", "m", None, None, now)]) is False
     assert store.complete_run(stale, '"x"', now, True) is False
     assert store.fail_run(stale, "err", now) is False
     assert snapshot() == before
@@ -203,12 +203,12 @@ async def test_store_rejects_every_write_of_a_stale_generation(
     assert store.start_step(current) is True
     assert store.persist_step(current, "s", 0, '"x"', now, now) is True
     assert store.update_progress(current, '{"current":1}', now) is True
-    assert store.append_log(current, "info", "m", None, None, now) is True
+    assert store.append_logs(current, [NewLog("info", "m", None, None, now)]) is True
     assert store.complete_run(current, '"x"', now, True) is True
     # ...and once the run is finished, not even the last holder can write.
     assert store.fail_run(current, "err", now) is False
     assert store.renew_lease(current, now, LEASE_MS) is False
-    assert store.append_log(current, "info", "late", None, None, now) is False
+    assert store.append_logs(current, [NewLog("info", "late", None, None, now)]) is False
 
 
 async def test_cancelled_run_rejects_its_holders_writes(db: Database, clock: FakeClock) -> None:

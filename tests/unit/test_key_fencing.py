@@ -15,7 +15,7 @@ from typing import Any
 from harness import Database, FakeClock, count_polls, idle_cycles, record, sqlite_only, until
 
 from durably import RunStatus, SqliteStore, define_job
-from durably.store import NewRun
+from durably.store import NewLog, NewRun
 
 LEASE_MS = 10_000
 
@@ -66,7 +66,7 @@ async def test_claiming_a_key_fences_the_stalled_holder_of_that_key(
     # p1 wakes: no write of its run of key k applies, starting with the renewal.
     now = clock.advance(1)
     assert p1.store.renew_lease(held.lease, now, LEASE_MS) is False
-    assert p1.store.append_log(held.lease, "info", "late", None, None, now) is False
+    assert p1.store.append_logs(held.lease, [NewLog("info", "late", None, None, now)]) is False
     gate.set()
     assert await asyncio.wait_for(task, 2) == "lease-lost"
     assert db.count("durably_steps", "run_id = ?", [a_run.id]) == 0

@@ -80,7 +80,7 @@ async def test_a_failure_that_cannot_be_recorded_leaves_the_run_reclaimable(
         raise StorageError("cannot commit to 'full.db': database or disk is full")
 
     # Every write fails from the first step on: not even the failure can be stored.
-    originals = {name: getattr(store, name) for name in ("persist_step", "append_log", "fail_run")}
+    originals = {name: getattr(store, name) for name in ("persist_step", "append_logs", "fail_run")}
     for name in originals:
         setattr(store, name, full)
     with pytest.raises(StorageError, match="database or disk is full"):
@@ -111,7 +111,7 @@ async def test_a_failure_whose_traceback_does_not_fit_is_still_recorded(
         raise StorageError("cannot commit to 'full.db': database or disk is full")
 
     store.persist_step = full  # type: ignore[method-assign]
-    store.append_log = full  # type: ignore[method-assign]
+    store.append_logs = full  # type: ignore[method-assign]
     assert await claim_and_execute(durably) == "failed"
     failed = await durably.get_run(run.id)
     assert failed is not None and failed.status == RunStatus.FAILED

@@ -1,6 +1,16 @@
 """Storage: the `Store` interface and its SQLite implementation."""
 
-from .base import Claim, Lease, NewRun, RunQuery, Store, Wait, WaitKind
+from .base import Claim, Lease, NewLog, NewRun, RunQuery, Store, Wait, WaitKind
 from .sqlite import SqliteStore
 
-__all__ = ["Claim", "Lease", "NewRun", "RunQuery", "SqliteStore", "Store", "Wait", "WaitKind"]
+__all__ = [
+    "Claim",
+    "Lease",
+    "NewLog",
+    "NewRun",
+    "RunQuery",
+    "SqliteStore",
+    "Store",
+    "Wait",
+    "WaitKind",
+]

@@ -309,18 +309,6 @@ class Store(ABC):
         """Store the run's latest progress. Like a log line, it is committed at once but
         need not be flushed on its own: the run's next step or completion flushes it."""
 
-    def append_log(
-        self,
-        lease: Lease,
-        level: LogLevel,
-        message: str,
-        data_json: str | None,
-        step_name: str | None,
-        now: int,
-    ) -> bool:
-        """Store one log line (see `append_logs`)."""
-        return self.append_logs(lease, [NewLog(level, message, data_json, step_name, now)])
-
     @abstractmethod
     def append_logs(self, lease: Lease, logs: Sequence[NewLog]) -> bool:
         """Store log lines in order, in one commit made at once but flushed with the run's
