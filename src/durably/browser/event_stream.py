@@ -14,25 +14,22 @@ import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 from ..events import EVENT_CLASSES, Event
-from ..models import Progress
+from ..models import Progress, datetime_to_ms
 from .protocol import camel_key
 
 Post = Callable[[str], None]
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 # Built once: json.dumps with options builds an encoder per call.
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
 def epoch_ms(value: datetime | None) -> int | None:
-    # Integer arithmetic, as models.datetime_to_ms: exact where float timestamps are not.
-    return None if value is None else (value - _UNIX_EPOCH) // _ONE_MS
+    return None if value is None else datetime_to_ms(value)
 
 
 def progress_fields(value: Progress | None) -> dict[str, Any] | None:
